@@ -1,0 +1,54 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "capdiag",
+    products: [
+        .executable(name: "capdiag", targets: ["capdiag"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libpcap, Debian package libpcap-dev. Only CapdiagCapture imports it.
+        .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
+        // Link, network and transport headers decoded from borrowed bytes. No dependencies.
+        .target(name: "CapdiagWire"),
+        // libpcap wrapper: offline files, BPF filters, merged reading of several files.
+        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire"]),
+        // TCP connection tracking (Zeek endpoint states, conn_state, history) and the flow table.
+        .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
+        // Wires decoded packets into flows and counts what could not be decoded.
+        .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow"]),
+        // Report model and its text / JSON renderings.
+        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagFlow", "CapdiagWire"]),
+        .executableTarget(
+            name: "capdiag",
+            dependencies: [
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CapdiagTestSupport",
+            dependencies: ["CapdiagWire"],
+            path: "Tests/CapdiagTestSupport"
+        ),
+        .testTarget(name: "CapdiagWireTests", dependencies: ["CapdiagWire", "CapdiagTestSupport"]),
+        .testTarget(name: "CapdiagFlowTests", dependencies: ["CapdiagFlow", "CapdiagWire", "CapdiagTestSupport"]),
+        .testTarget(
+            name: "CapdiagEndToEndTests",
+            dependencies: [
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagTestSupport",
+            ]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

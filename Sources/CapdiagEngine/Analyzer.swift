@@ -1,0 +1,75 @@
+import CapdiagFlow
+import CapdiagWire
+
+/// Options of one analysis.
+public struct AnalyzerOptions: Sendable {
+    public var flowTable = FlowTableOptions()
+    public init() {}
+}
+
+/// The packet pipeline: decode each frame, feed TCP segments to the flow table, tie ICMP
+/// errors to their flows, and count everything that could not be decoded.
+///
+/// Synchronous and single-owner; feed packets in capture order. Per packet it allocates
+/// nothing: headers decode into stack values and flows are updated in place.
+public struct Analyzer {
+    public private(set) var stats = AnalyzerStats()
+    public private(set) var flows: FlowTable
+
+    public init(options: AnalyzerOptions = AnalyzerOptions()) {
+        flows = FlowTable(options: options.flowTable)
+    }
+
+    /// Analyses one captured frame.
+    /// - Parameters:
+    ///   - time: capture timestamp.
+    ///   - wireLength: the frame's length on the wire (the captured length is `bytes.byteCount`).
+    ///   - linkType: the link-layer header type of the frame's source.
+    ///   - bytes: the captured bytes, borrowed for the duration of the call.
+    public mutating func feed(time: Timestamp, wireLength: Int, linkType: LinkType, bytes: RawSpan) {
+        stats.packets += 1
+        stats.capturedBytes += bytes.byteCount
+        if stats.firstTime == nil { stats.firstTime = time }
+        if stats.lastTime.map({ time > $0 }) ?? true { stats.lastTime = time }
+        if bytes.byteCount < wireLength { stats.snaplenCut += 1 }
+        let packet = PacketRef(frame: stats.packets, time: time)
+        let decoded: DecodedPacket
+        do {
+            decoded = try PacketDecoder.decode(bytes, linkType: linkType)
+        } catch {
+            stats.count(error)
+            return
+        }
+        stats.decoded += 1
+        switch decoded.transport {
+        case .tcp(let header):
+            stats.tcp += 1
+            let segment = TCPSegment(
+                packet: packet, header: header, payloadLength: decoded.payloadLength,
+                capturedPayloadLength: decoded.capturedPayloadLength,
+                ipLength: decoded.ip.totalLength)
+            flows.apply(
+                segment,
+                sender: Endpoint(address: decoded.ip.source, port: header.sourcePort),
+                receiver: Endpoint(address: decoded.ip.destination, port: header.destinationPort))
+        case .udp:
+            stats.udp += 1
+        case .icmp(let message):
+            stats.icmp += 1
+            guard message.isError, let quoted = message.quoted, quoted.transportProtocol == IPProtocol.tcp else { return }
+            let mark = ICMPMark(
+                packet: packet, version: message.version, type: message.type, code: message.code, mtu: message.mtu,
+                reporter: decoded.ip.source, aboutDirection: .originator)
+            let matched = flows.attachICMPError(
+                quotedSender: Endpoint(address: quoted.source, port: quoted.sourcePort),
+                quotedReceiver: Endpoint(address: quoted.destination, port: quoted.destinationPort), mark: mark)
+            if matched { stats.icmpErrorsMatched += 1 } else { stats.icmpErrorsUnmatched += 1 }
+        }
+    }
+
+    /// Ends the analysis: every flow still held is finished.
+    public mutating func finish() { flows.finishAll() }
+
+    /// Hands every flow that has ended since the last call to `body`.
+    public mutating func drainFinishedFlows(_ body: (TCPFlow) -> Void) { flows.drainFinished(body) }
+}

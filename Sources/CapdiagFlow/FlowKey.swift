@@ -1,0 +1,58 @@
+import CapdiagWire
+
+/// One side of a TCP connection: address and port.
+public struct Endpoint: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
+        (lhs.address, lhs.port) < (rhs.address, rhs.port)
+    }
+
+    /// `10.0.0.1:80`, or `[2001:db8::1]:80` for IPv6.
+    public var description: String {
+        address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+    }
+}
+
+/// The direction-independent key of a 4-tuple: A→B and B→A give the same key.
+public struct FlowKey: Hashable, Sendable {
+    public var lower: Endpoint
+    public var upper: Endpoint
+
+    public init(_ a: Endpoint, _ b: Endpoint) {
+        if a < b {
+            lower = a
+            upper = b
+        } else {
+            lower = b
+            upper = a
+        }
+    }
+}
+
+/// Which side of a flow sent a packet. Originator and responder follow Zeek: the originator
+/// sent the SYN (for capdiag: usually the gateway), the responder answered it (the upstream).
+public enum Direction: UInt8, Sendable, Codable {
+    case originator
+    case responder
+
+    public var other: Direction { self == .originator ? .responder : .originator }
+}
+
+/// A packet's place in the capture: its frame number (1-based, as Wireshark counts over the
+/// merged input) and time.
+public struct PacketRef: Hashable, Sendable {
+    public var frame: Int
+    public var time: Timestamp
+
+    public init(frame: Int, time: Timestamp) {
+        self.frame = frame
+        self.time = time
+    }
+}

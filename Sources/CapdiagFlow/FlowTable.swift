@@ -1,0 +1,187 @@
+import CapdiagWire
+
+/// Limits of the flow table.
+public struct FlowTableOptions: Sendable {
+    /// A flow with no packet for this long (capture time) leaves the table. Zeek's
+    /// `tcp_inactivity_timeout` is 5 minutes.
+    public var idleTimeout: Int64 = 300 * 1_000_000_000
+    /// How long a terminated flow (one RST, or FIN both ways) stays to collect its last ACKs
+    /// and retransmitted FINs and RSTs, measured from its last packet. 60 s is Linux's
+    /// TIME_WAIT; shorter values split flows whose peer keeps retransmitting a FIN.
+    public var closeLinger: Int64 = 60 * 1_000_000_000
+    /// Most flows held at once; beyond it the least recently active are evicted.
+    public var maximumFlows = 1_000_000
+
+    public init() {}
+}
+
+/// The slab index of a flow.
+public struct FlowID: Hashable, Sendable {
+    public var rawValue: Int32
+}
+
+/// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
+/// free list), found through a dictionary from the direction-independent 4-tuple.
+///
+/// Flows leave the table when they terminate (after a linger), go idle, are evicted at the
+/// cap, or the capture ends; each leaving flow is handed to `drainFinished`. Memory is
+/// bounded by `maximumFlows`, not by capture length.
+public struct FlowTable {
+    public let options: FlowTableOptions
+    private var slots: ContiguousArray<TCPFlow> = []
+    private var occupied: ContiguousArray<Bool> = []
+    private var freeList: [Int32] = []
+    private var index: [FlowKey: FlowID] = [:]
+    private var finished: [TCPFlow] = []
+    private var nextFlowID = 1
+    private var lastSweep: Timestamp?
+    /// Flows removed because the table was full.
+    public private(set) var evictedFlows = 0
+    /// The most flows held at once.
+    public private(set) var peakFlows = 0
+
+    public init(options: FlowTableOptions = FlowTableOptions()) {
+        self.options = options
+        finished.reserveCapacity(64)
+    }
+
+    /// Flows currently held.
+    public var activeFlows: Int { index.count }
+
+    /// Applies a TCP segment between `sender` and `receiver`, creating the flow if needed.
+    /// A SYN on a 4-tuple whose connection has terminated starts a new flow.
+    public mutating func apply(_ segment: TCPSegment, sender: Endpoint, receiver: Endpoint) {
+        let key = FlowKey(sender, receiver)
+        let flags = segment.header.flags
+        sweepIfDue(now: segment.packet.time)
+        var slot: Int
+        if let existing = index[key] {
+            slot = Int(existing.rawValue)
+            if flags.contains(.syn) && !flags.contains(.ack) && isReuse(slots[slot], sender: sender, segment: segment) {
+                finish(slot: slot, key: key, reason: .portReuse)
+                slot = insert(key: key, sender: sender, receiver: receiver, segment: segment)
+            }
+        } else {
+            slot = insert(key: key, sender: sender, receiver: receiver, segment: segment)
+        }
+        let direction: Direction = slots[slot].originator == sender ? .originator : .responder
+        slots[slot].apply(segment, from: direction)
+    }
+
+    /// Attaches an ICMP error to the flow of the packet it quotes, if that flow is held.
+    /// - Returns: whether a flow was found.
+    @discardableResult
+    public mutating func attachICMPError(quotedSender: Endpoint, quotedReceiver: Endpoint, mark: ICMPMark) -> Bool {
+        guard let id = index[FlowKey(quotedSender, quotedReceiver)] else { return false }
+        let slot = Int(id.rawValue)
+        var mark = mark
+        mark.aboutDirection = slots[slot].originator == quotedSender ? .originator : .responder
+        slots[slot].recordICMPError(mark)
+        return true
+    }
+
+    /// Hands every flow that has left the table since the last call to `body`, in the order
+    /// they left.
+    public mutating func drainFinished(_ body: (TCPFlow) -> Void) {
+        guard !finished.isEmpty else { return }
+        for flow in finished { body(flow) }
+        finished.removeAll(keepingCapacity: true)
+    }
+
+    /// Ends every flow still held (the capture is over), oldest first.
+    public mutating func finishAll() {
+        let remaining = index.sorted { slots[Int($0.value.rawValue)].id < slots[Int($1.value.rawValue)].id }
+        for (key, id) in remaining { finish(slot: Int(id.rawValue), key: key, reason: .endOfCapture) }
+    }
+
+    // MARK: - Internals
+
+    /// Whether a SYN starts a new connection on a tuple that already has a flow.
+    ///
+    /// A SYN repeating the sender's initial sequence number is a retransmission. One with
+    /// another sequence number than the sender's known base is a new connection (a new
+    /// `connect()` from the same port), as Wireshark splits `tcp.stream`. When the sender's
+    /// side was never seen, any SYN after the connection closed or reset is a new one
+    /// (Zeek's `IsReuse`).
+    private func isReuse(_ flow: TCPFlow, sender: Endpoint, segment: TCPSegment) -> Bool {
+        let sequence = segment.header.sequenceNumber
+        if flow.originator == sender, let initial = flow.initialSequence { return initial != sequence }
+        let stats = flow.originator == sender ? flow.orig : flow.resp
+        if stats.sequenceKnown { return stats.sequence.base != sequence }
+        return flow.isTerminated
+    }
+
+    private mutating func insert(key: FlowKey, sender: Endpoint, receiver: Endpoint, segment: TCPSegment) -> Int {
+        if index.count >= options.maximumFlows { evictLeastRecentlyActive() }
+        let flow = TCPFlow(
+            id: nextFlowID, sender: sender, receiver: receiver, flags: segment.header.flags, packet: segment.packet)
+        nextFlowID += 1
+        let slot: Int
+        if let free = freeList.popLast() {
+            slot = Int(free)
+            slots[slot] = flow
+            occupied[slot] = true
+        } else {
+            slot = slots.count
+            slots.append(flow)
+            occupied.append(true)
+        }
+        index[key] = FlowID(rawValue: Int32(slot))
+        peakFlows = max(peakFlows, index.count)
+        return slot
+    }
+
+    private mutating func finish(slot: Int, key: FlowKey, reason: FlowEnd) {
+        var flow = slots[slot]
+        flow.finish(reason)
+        finished.append(flow)
+        index[key] = nil
+        occupied[slot] = false
+        freeList.append(Int32(slot))
+    }
+
+    /// Sweeps for idle and terminated flows about four times per linger period of capture
+    /// time, so the cost is O(flows) per sweep rather than per packet.
+    private mutating func sweepIfDue(now: Timestamp) {
+        guard let lastSweep else {
+            self.lastSweep = now
+            return
+        }
+        let interval = max(min(options.closeLinger, options.idleTimeout) / 4, 1_000_000)
+        guard now - lastSweep >= interval else { return }
+        self.lastSweep = now
+        sweep(now: now)
+    }
+
+    private mutating func sweep(now: Timestamp) {
+        var expired: [(Int, FlowEnd)] = []
+        for slot in slots.indices where occupied[slot] {
+            let flow = slots[slot]
+            if let closedAt = flow.closedAt, now - max(closedAt, flow.last.time) >= options.closeLinger {
+                expired.append((slot, .closed))
+            } else if now - flow.last.time >= options.idleTimeout {
+                expired.append((slot, .idleTimeout))
+            }
+        }
+        // Finish in first-packet order so output stays deterministic.
+        expired.sort { slots[$0.0].id < slots[$1.0].id }
+        for (slot, reason) in expired {
+            finish(slot: slot, key: FlowKey(slots[slot].originator, slots[slot].responder), reason: reason)
+        }
+    }
+
+    /// Evicts the least recently active eighth of the table (at least one flow), so that a
+    /// full table pays for one scan per many insertions.
+    private mutating func evictLeastRecentlyActive() {
+        var candidates: [(time: Int64, slot: Int)] = []
+        candidates.reserveCapacity(index.count)
+        for slot in slots.indices where occupied[slot] { candidates.append((slots[slot].last.time.nanoseconds, slot)) }
+        candidates.sort { $0.time != $1.time ? $0.time < $1.time : slots[$0.slot].id < slots[$1.slot].id }
+        let count = max(1, candidates.count / 8)
+        for candidate in candidates.prefix(count) {
+            let flow = slots[candidate.slot]
+            finish(slot: candidate.slot, key: FlowKey(flow.originator, flow.responder), reason: .evicted)
+            evictedFlows += 1
+        }
+    }
+}

@@ -1,0 +1,349 @@
+import CapdiagWire
+
+/// Zeek's per-endpoint TCP states (`TCP_Endpoint.h`), which `conn_state` is derived from.
+public enum EndpointState: UInt8, Sendable {
+    case inactive, synSent, synAckSent, partial, established, closed, reset
+}
+
+/// A FIN or RST as the flow saw it: when, which frame, and where in the sender's sequence
+/// space (relative to its ISN, as Wireshark shows relative sequence numbers).
+public struct ControlMark: Sendable {
+    public var packet: PacketRef
+    public var relativeSequence: Int64
+}
+
+/// The first ICMP error quoting this flow.
+public struct ICMPMark: Sendable {
+    public var packet: PacketRef
+    public var version: UInt8
+    public var type: UInt8
+    public var code: UInt8
+    public var mtu: UInt32?
+    /// The router or host that sent the error.
+    public var reporter: IPAddress
+    /// Which side's packet the error quoted (who the error was about).
+    public var aboutDirection: Direction
+
+    public init(
+        packet: PacketRef, version: UInt8, type: UInt8, code: UInt8, mtu: UInt32?, reporter: IPAddress,
+        aboutDirection: Direction
+    ) {
+        self.packet = packet
+        self.version = version
+        self.type = type
+        self.code = code
+        self.mtu = mtu
+        self.reporter = reporter
+        self.aboutDirection = aboutDirection
+    }
+}
+
+/// Why a flow left the flow table.
+public enum FlowEnd: String, Sendable, Codable {
+    /// Both sides closed or one reset, and the linger time passed.
+    case closed
+    /// No packet for the idle timeout.
+    case idleTimeout = "idle_timeout"
+    /// The table was full and this flow was among the least recently active.
+    case evicted
+    /// A new SYN reused the 4-tuple after the connection closed.
+    case portReuse = "port_reuse"
+    /// The capture ended while the flow was in the table.
+    case endOfCapture = "end_of_capture"
+}
+
+/// Anomalies a flow can raise, with stable snake_case names (after Zeek weirds).
+public struct FlowAnomalies: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let dataAfterReset = FlowAnomalies(rawValue: 1 << 0)
+    public static let synSequenceJump = FlowAnomalies(rawValue: 1 << 1)
+    public static let synInsideConnection = FlowAnomalies(rawValue: 1 << 2)
+    public static let tooManyHoles = FlowAnomalies(rawValue: 1 << 3)
+    public static let historyTruncated = FlowAnomalies(rawValue: 1 << 4)
+    public static let snaplenTruncated = FlowAnomalies(rawValue: 1 << 5)
+    public static let tcpOptionsMalformed = FlowAnomalies(rawValue: 1 << 6)
+    public static let rstWithData = FlowAnomalies(rawValue: 1 << 7)
+
+    static let names: [(FlowAnomalies, String)] = [
+        (.dataAfterReset, "data_after_reset"), (.synSequenceJump, "SYN_seq_jump"),
+        (.synInsideConnection, "SYN_inside_connection"), (.tooManyHoles, "too_many_holes"),
+        (.historyTruncated, "history_truncated"), (.snaplenTruncated, "snaplen_truncated"),
+        (.tcpOptionsMalformed, "tcp_options_malformed"), (.rstWithData, "RST_with_data"),
+    ]
+
+    public var names: [String] { Self.names.filter { contains($0.0) }.map(\.1) }
+}
+
+/// A byte range in a sender's relative sequence space that was not seen (yet).
+struct Hole: Sendable {
+    var start: Int64
+    var end: Int64
+    /// When the segment beyond the hole arrived: a later fill within the reordering window
+    /// is out-of-order, after it a retransmission.
+    var openedAt: Timestamp
+}
+
+/// One direction of a flow: what its sender sent, and the analysis of its sequence space.
+public struct DirectionStats: Sendable {
+    public var packets = 0
+    /// IP bytes (headers included), as tshark's conversation table counts.
+    public var bytes = 0
+    /// TCP payload bytes on the wire, retransmissions included.
+    public var payloadBytes = 0
+    public var synCount = 0
+    public var finCount = 0
+    public var rstCount = 0
+    /// Segments whose data had all been seen before (Wireshark "Retransmission", keep-alives excluded).
+    public var retransmissions = 0
+    public var retransmittedBytes = 0
+    /// Late segments that filled a hole within the reordering window (Wireshark "Out-Of-Order").
+    public var outOfOrder = 0
+    /// TCP keep-alives: one or no byte at the sequence just before the next expected.
+    public var keepAlives = 0
+    /// Times the sequence jumped forward past unseen bytes (Wireshark "Previous segment not captured").
+    public var gaps = 0
+    /// Bytes never seen: holes still open at the end of the flow.
+    public var missingBytes: Int64 = 0
+    /// Of those, bytes the peer acknowledged: they crossed the network, so the capture lost
+    /// them (Wireshark "ACKed unseen segment", Zeek `missed_bytes`).
+    public var ackedUnseenBytes: Int64 = 0
+    /// Zero-window advertisements (window 0 on a segment without SYN, FIN or RST).
+    public var zeroWindows = 0
+    public var firstFIN: ControlMark?
+    public var firstRST: ControlMark?
+    /// Options from this side's SYN.
+    public var mss: UInt16?
+    public var windowScale: UInt8?
+    public var sackPermitted = false
+    public var timestamps = false
+
+    // Sequence analysis (internal).
+    var state: EndpointState = .inactive
+    var previousState: EndpointState = .inactive
+    var sequence = SequenceSpace()
+    /// Whether `sequence` has a base yet (from this side's packets or the peer's ACK).
+    var sequenceKnown = false
+    /// One past the highest relative sequence seen (SYN and FIN included, as RFC 9293 counts).
+    var nextSequence: Int64 = 1
+    /// Highest acknowledgment from the peer, relative to this side's space.
+    var highestAckFromPeer: Int64 = 0
+    var sawAckFromPeer = false
+    var holes = InlineArray<8, Hole>(repeating: Hole(start: 0, end: 0, openedAt: .zero))
+    var holeCount = 0
+    var lastSYNSequence: Int64 = 0
+    var lastFINSequence: Int64 = 0
+    var lastRSTSequence: Int64 = 0
+    var retransmitHistoryCount = 0
+    var retransmitHistoryThreshold = 1
+    var zeroWindowHistoryCount = 0
+    var zeroWindowHistoryThreshold = 1
+
+    /// Data bytes in sequence space (Zeek's endpoint size): highest offset seen minus the SYN.
+    public var size: Int64 { max(0, nextSequence - 1) }
+
+    mutating func setState(_ new: EndpointState) {
+        guard new != state else { return }
+        previousState = state
+        state = new
+    }
+}
+
+/// One TCP connection: identity, handshake, per-direction statistics, Zeek `conn_state` and
+/// `history`. Lives in the flow table's slab and is updated in place.
+public struct TCPFlow: Sendable {
+    /// A number unique within one analysis, in order of first packet.
+    public var id: Int
+    public var originator: Endpoint
+    public var responder: Endpoint
+    /// True when no SYN was seen from the originator: the roles were inferred (from a SYN-ACK,
+    /// or from which port looks like a server port).
+    public var rolesInferred: Bool
+    public var first: PacketRef
+    public var last: PacketRef
+    public var syn: PacketRef?
+    /// The originator's initial sequence number, from its first SYN.
+    public var initialSequence: UInt32?
+    /// SYNs the originator sent again before any SYN-ACK (the connect backoff).
+    public var synRetransmits = InlineArray<8, PacketRef>(repeating: PacketRef(frame: 0, time: .zero))
+    public var synRetransmitCount = 0
+    public var synAck: PacketRef?
+    /// The originator's ACK completing the three-way handshake.
+    public var handshakeAck: PacketRef?
+    public var orig = DirectionStats()
+    public var resp = DirectionStats()
+    public var icmpErrorCount = 0
+    public var firstICMPError: ICMPMark?
+    public var anomalies: FlowAnomalies = []
+    public var end: FlowEnd?
+    /// When one side reset or both closed: the flow leaves the table after the linger time.
+    public var closedAt: Timestamp?
+
+    var historyBytes = InlineArray<32, UInt8>(repeating: 0)
+    var historyCount = 0
+    var historySeen: UInt32 = 0
+
+    init(id: Int, sender: Endpoint, receiver: Endpoint, flags: TCPFlags, packet: PacketRef) {
+        self.id = id
+        first = packet
+        last = packet
+        if flags.contains(.syn) && !flags.contains(.ack) {
+            originator = sender
+            responder = receiver
+            rolesInferred = false
+        } else if flags.contains(.syn) || (isLikelyServerPort(sender.port) && !isLikelyServerPort(receiver.port)) {
+            // A SYN-ACK, or mid-stream traffic from what looks like the server: Zeek flips the
+            // roles and marks the history with '^'.
+            originator = receiver
+            responder = sender
+            rolesInferred = true
+            addHistory(UInt8(ascii: "^"))
+        } else {
+            originator = sender
+            responder = receiver
+            rolesInferred = true
+        }
+    }
+
+    /// Zeek's history string: upper case for the originator (see `conn.log` `history`).
+    public var history: String {
+        var text = ""
+        for index in 0..<historyCount { text.unicodeScalars.append(Unicode.Scalar(historyBytes[index])) }
+        return text
+    }
+
+    public subscript(direction: Direction) -> DirectionStats {
+        get { direction == .originator ? orig : resp }
+        set {
+            if direction == .originator { orig = newValue } else { resp = newValue }
+        }
+    }
+
+    public var duration: Int64 { last.time - first.time }
+
+    /// The handshake round trip seen from the capture point: SYN to SYN-ACK to ACK.
+    public var handshakeRTT: Int64? {
+        guard let syn, let handshakeAck else { return nil }
+        return handshakeAck.time - syn.time
+    }
+
+    /// Whether both sides are done (one reset, or both sent FIN).
+    var isTerminated: Bool {
+        orig.state == .reset || resp.state == .reset || (orig.state == .closed && resp.state == .closed)
+    }
+
+    // MARK: - History (Zeek `Connection::CheckHistory` / `AddHistory` / `ScaledHistoryEntry`)
+
+    mutating func addHistory(_ code: UInt8) {
+        guard historyCount < 32 else {
+            anomalies.insert(.historyTruncated)
+            return
+        }
+        historyBytes[historyCount] = code
+        historyCount += 1
+    }
+
+    /// Adds `code` the first time this kind of packet is seen from this side.
+    /// - Returns: true when it had been seen before.
+    @discardableResult
+    mutating func checkHistory(_ mask: UInt32, _ code: Character, originator isOrig: Bool) -> Bool {
+        let shifted = isOrig ? mask : mask << 16
+        if historySeen & shifted != 0 { return true }
+        historySeen |= shifted
+        addHistory(letter(code, originator: isOrig))
+        return false
+    }
+
+    func letter(_ code: Character, originator isOrig: Bool) -> UInt8 {
+        let value = code.asciiValue ?? UInt8(ascii: "?")
+        return isOrig ? value : (value | 0x20)
+    }
+
+    /// Adds `code` at the 1st, 10th, 100th, … occurrence.
+    mutating func scaledHistory(_ code: Character, originator isOrig: Bool, count: inout Int, threshold: inout Int) {
+        count += 1
+        if count == threshold {
+            addHistory(letter(code, originator: isOrig))
+            threshold = threshold > Int.max / 10 ? Int.max : threshold * 10
+        }
+    }
+
+    /// Zeek's `conn_state` (base/protocols/conn/main.zeek).
+    public var connState: ConnState {
+        let os = orig.state
+        let rs = resp.state
+        let origInactive = os == .inactive || os == .partial
+        let respInactive = rs == .inactive || rs == .partial
+        if rs == .reset {
+            if os == .synSent || os == .synAckSent || (os == .reset && orig.size == 0 && resp.size == 0) {
+                return .rej
+            }
+            return origInactive ? .rstrh : .rstr
+        }
+        if os == .reset {
+            if respInactive { return historyMatchesRSTOS0 ? .rstos0 : .oth }
+            return .rsto
+        }
+        if rs == .closed && os == .closed { return .sf }
+        if os == .closed { return respInactive ? .sh : .s2 }
+        if rs == .closed { return origInactive ? .shr : .s3 }
+        if os == .synSent && rs == .inactive { return .s0 }
+        if os == .established && rs == .established { return .s1 }
+        return .oth
+    }
+
+    /// Zeek's test `/\^?S[^HAFGIQ]*R.*/ == history`.
+    var historyMatchesRSTOS0: Bool {
+        var index = 0
+        if index < historyCount && historyBytes[index] == UInt8(ascii: "^") { index += 1 }
+        guard index < historyCount, historyBytes[index] == UInt8(ascii: "S") else { return false }
+        index += 1
+        while index < historyCount {
+            switch historyBytes[index] {
+            case UInt8(ascii: "R"): return true
+            case UInt8(ascii: "H"), UInt8(ascii: "A"), UInt8(ascii: "F"), UInt8(ascii: "G"),
+                UInt8(ascii: "I"), UInt8(ascii: "Q"):
+                return false
+            default: index += 1
+            }
+        }
+        return false
+    }
+}
+
+/// Zeek's connection states.
+public enum ConnState: String, Sendable, CaseIterable, Codable {
+    case s0 = "S0", s1 = "S1", sf = "SF", rej = "REJ", s2 = "S2", s3 = "S3", rsto = "RSTO", rstr = "RSTR"
+    case rstos0 = "RSTOS0", rstrh = "RSTRH", sh = "SH", shr = "SHR", oth = "OTH"
+
+    /// Zeek's description of each state.
+    public var meaning: String {
+        switch self {
+        case .s0: "connection attempt seen, no reply"
+        case .s1: "established, not terminated"
+        case .sf: "normal establishment and termination"
+        case .rej: "connection attempt rejected"
+        case .s2: "established, close attempt by originator seen (no reply from responder)"
+        case .s3: "established, close attempt by responder seen (no reply from originator)"
+        case .rsto: "established, originator aborted (sent a RST)"
+        case .rstr: "responder sent a RST"
+        case .rstos0: "originator sent a SYN followed by a RST, no SYN-ACK from the responder"
+        case .rstrh: "responder sent a SYN-ACK followed by a RST, no SYN from the originator"
+        case .sh: "originator sent a SYN followed by a FIN, no SYN-ACK from the responder"
+        case .shr: "responder sent a SYN-ACK followed by a FIN, no SYN from the originator"
+        case .oth: "no SYN seen, just midstream traffic"
+        }
+    }
+}
+
+/// Ports a server likely listens on; used only to guess roles when the SYN was not captured
+/// (Zeek guesses the same way, from the ports its analyzers register).
+func isLikelyServerPort(_ port: UInt16) -> Bool {
+    switch port {
+    case 1..<1024, 1080, 1433, 1521, 2049, 3128, 3306, 3389, 5432, 5672, 5900, 6379, 6443, 8000, 8008, 8080,
+        8081, 8443, 8888, 9000, 9090, 9200, 9418, 11211, 27017:
+        true
+    default: false
+    }
+}

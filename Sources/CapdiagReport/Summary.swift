@@ -1,0 +1,120 @@
+import CapdiagEngine
+import CapdiagFlow
+import CapdiagWire
+
+/// One input file as the report shows it.
+public struct InputRecord: Codable, Sendable, Equatable {
+    public var path: String
+    public var linkType: Int32
+    public var linkTypeName: String
+    public var snaplen: Int
+    public var packetsRead: Int
+    /// "end_of_file", "read_error" or "packet_limit".
+    public var stop: String
+    /// libpcap's text when reading failed mid-file.
+    public var error: String?
+
+    public init(
+        path: String, linkType: Int32, linkTypeName: String, snaplen: Int, packetsRead: Int, stop: String,
+        error: String?
+    ) {
+        self.path = path
+        self.linkType = linkType
+        self.linkTypeName = linkTypeName
+        self.snaplen = snaplen
+        self.packetsRead = packetsRead
+        self.stop = stop
+        self.error = error
+    }
+}
+
+public struct SkipRecord: Codable, Sendable, Equatable {
+    public var layer: String
+    public var reason: String
+    public var count: Int
+}
+
+public struct PacketCounts: Codable, Sendable, Equatable {
+    public var read: Int
+    public var decoded: Int
+    public var skipped: Int
+    public var tcp: Int
+    public var udp: Int
+    public var icmp: Int
+    public var icmpErrorsMatched: Int
+    public var icmpErrorsUnmatched: Int
+    public var snaplenCut: Int
+    public var capturedBytes: Int
+}
+
+public struct CaptureRecord: Codable, Sendable, Equatable {
+    public var inputs: [InputRecord]
+    public var filter: String?
+    public var firstPacket: String?
+    public var lastPacket: String?
+    public var durationNs: Int64
+    public var packets: PacketCounts
+    public var skipped: [SkipRecord]
+}
+
+public struct FlowCounts: Codable, Sendable, Equatable {
+    public var total: Int
+    public var byConnState: [String: Int]
+    public var flagged: Int
+    public var peakActive: Int
+    public var evicted: Int
+}
+
+/// The end-of-analysis document (JSON `capture` and `flows` summary, and the text header).
+public struct SummaryRecord: Codable, Sendable, Equatable {
+    public var type = "summary"
+    public var schema: String
+    public var capture: CaptureRecord
+    public var flows: FlowCounts
+}
+
+/// Collects flow records as they finish, keeping counts for all and the records of at most
+/// `keep` flagged and `keep` other flows, so memory stays bounded on long captures.
+public struct ReportBuilder: Sendable {
+    public static let schema = "capdiag/1"
+    public let keep: Int
+    public private(set) var total = 0
+    public private(set) var byConnState: [String: Int] = [:]
+    public private(set) var flaggedCount = 0
+    public private(set) var flagged: [FlowRecord] = []
+    public private(set) var others: [FlowRecord] = []
+
+    public init(keep: Int = 50) { self.keep = keep }
+
+    public mutating func add(_ record: FlowRecord) {
+        total += 1
+        byConnState[record.connState, default: 0] += 1
+        if record.isFlagged {
+            flaggedCount += 1
+            if flagged.count < keep { flagged.append(record) }
+        } else if others.count < keep {
+            others.append(record)
+        }
+    }
+
+    public func summary(inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable)
+        -> SummaryRecord
+    {
+        let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }
+            .sorted { ($0.count, $1.layer, $1.reason) > ($1.count, $0.layer, $0.reason) }
+        let capture = CaptureRecord(
+            inputs: inputs, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
+            durationNs: stats.firstTime.flatMap { first in stats.lastTime.map { $0 - first } } ?? 0,
+            packets: PacketCounts(
+                read: stats.packets, decoded: stats.decoded, skipped: stats.skippedTotal, tcp: stats.tcp,
+                udp: stats.udp, icmp: stats.icmp, icmpErrorsMatched: stats.icmpErrorsMatched,
+                icmpErrorsUnmatched: stats.icmpErrorsUnmatched, snaplenCut: stats.snaplenCut,
+                capturedBytes: stats.capturedBytes),
+            skipped: skipped)
+        return SummaryRecord(
+            schema: Self.schema, capture: capture,
+            flows: FlowCounts(
+                total: total, byConnState: byConnState, flagged: flaggedCount, peakActive: table.peakFlows,
+                evicted: table.evictedFlows))
+    }
+}

@@ -1,0 +1,103 @@
+import CapdiagFlow
+import CapdiagWire
+
+/// The human-readable summary printed on stdout by default.
+public enum TextReport {
+    public static func render(summary: SummaryRecord, builder: ReportBuilder) -> String {
+        var out = ""
+        let capture = summary.capture
+        out += "Capture\n"
+        for input in capture.inputs {
+            var stop: String
+            switch input.stop {
+            case "read_error": stop = "read error after \(input.packetsRead) packets: \(input.error ?? "unknown")"
+            case "packet_limit": stop = "stopped at the -c limit"
+            default: stop = "end of file"
+            }
+            out += "  \(input.path): \(input.linkTypeName), snaplen \(input.snaplen), "
+            out += "\(input.packetsRead) packets read, \(stop)\n"
+        }
+        if let filter = capture.filter { out += "  filter: \(filter)\n" }
+        if let first = capture.firstPacket, let last = capture.lastPacket {
+            out += "  time span: \(first) to \(last) (\(formatDuration(capture.durationNs)))\n"
+        }
+        let packets = capture.packets
+        out += "  packets: \(packets.read) read, \(packets.decoded) decoded "
+        out += "(TCP \(packets.tcp), UDP \(packets.udp), ICMP \(packets.icmp)), \(packets.skipped) skipped\n"
+        for skip in capture.skipped {
+            out += "    skipped \(skip.count): \(skip.layer) \(skip.reason)\n"
+        }
+        if packets.snaplenCut > 0 {
+            out += "  \(packets.snaplenCut) packets were cut by the snapshot length (payload partly missing)\n"
+        }
+        if packets.icmpErrorsMatched + packets.icmpErrorsUnmatched > 0 {
+            out += "  ICMP errors: \(packets.icmpErrorsMatched) tied to a TCP flow, "
+            out += "\(packets.icmpErrorsUnmatched) for no tracked flow\n"
+        }
+
+        let flows = summary.flows
+        out += "\nTCP flows: \(flows.total)"
+        out += " (at most \(flows.peakActive) open at once"
+        out += flows.evicted > 0 ? ", \(flows.evicted) evicted because the flow table was full)\n" : ")\n"
+        for state in ConnState.allCases {
+            guard let count = flows.byConnState[state.rawValue] else { continue }
+            out += "  \(pad(state.rawValue, 6)) \(pad(String(count), 7, left: true))  \(state.meaning)\n"
+        }
+
+        if flows.flagged > 0 {
+            out += "\nFlows with resets, refused or unanswered handshakes: \(flows.flagged)\n"
+            for record in builder.flagged { out += line(record) }
+            if flows.flagged > builder.flagged.count {
+                out += "  … \(flows.flagged - builder.flagged.count) more (use -T json or -T jsonl for all)\n"
+            }
+        }
+        let others = flows.total - flows.flagged
+        if others > 0 {
+            out += "\nOther flows: \(others)\n"
+            for record in builder.others { out += line(record) }
+            if others > builder.others.count {
+                out += "  … \(others - builder.others.count) more (use -T json or -T jsonl for all)\n"
+            }
+        }
+        return out
+    }
+
+    /// One flow in one or two lines: identity, state, history, volumes and the events that matter.
+    static func line(_ flow: FlowRecord) -> String {
+        var text = "  #\(flow.id) \(pad(flow.connState, 6)) \(endpoint(flow.originator)) -> \(endpoint(flow.responder))"
+        text += "  \(flow.history)  \(formatDuration(flow.durationNs))"
+        text += "  frames \(flow.firstFrame)-\(flow.lastFrame)"
+        text += "  orig \(flow.orig.packets)p/\(flow.orig.payloadBytes)B resp \(flow.resp.packets)p/\(flow.resp.payloadBytes)B"
+        if flow.rolesInferred { text += "  (roles inferred)" }
+        text += "\n"
+        var events: [String] = []
+        if flow.handshake.synRetransmitCount > 0 {
+            let times = flow.handshake.synRetransmits.map { formatDuration($0.offsetNs) }.joined(separator: ", ")
+            events.append("SYN sent \(flow.handshake.synRetransmitCount + 1) times (again at \(times))")
+        }
+        if flow.handshake.syn != nil && flow.handshake.synAck == nil { events.append("no SYN-ACK") }
+        if let rst = flow.resp.firstRst { events.append("RST from responder at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))") }
+        if let rst = flow.orig.firstRst { events.append("RST from originator at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))") }
+        if let fin = flow.resp.firstFin { events.append("FIN from responder at \(formatDuration(fin.offsetNs))") }
+        if let fin = flow.orig.firstFin { events.append("FIN from originator at \(formatDuration(fin.offsetNs))") }
+        let retransmissions = flow.orig.retransmissions + flow.resp.retransmissions
+        if retransmissions > 0 { events.append("\(retransmissions) retransmissions") }
+        let lost = flow.orig.ackedUnseenBytes + flow.resp.ackedUnseenBytes
+        if lost > 0 { events.append("\(lost) bytes ACKed but not captured") }
+        if let icmp = flow.icmpError {
+            events.append("ICMPv\(icmp.version == 4 ? "4" : "6") type \(icmp.type) code \(icmp.code) from \(icmp.reporter) (frame \(icmp.frame))")
+        }
+        if !flow.anomalies.isEmpty { events.append(flow.anomalies.joined(separator: ",")) }
+        if !events.isEmpty { text += "      " + events.joined(separator: "; ") + "\n" }
+        return text
+    }
+
+    static func endpoint(_ endpoint: EndpointRecord) -> String {
+        endpoint.address.contains(":") ? "[\(endpoint.address)]:\(endpoint.port)" : "\(endpoint.address):\(endpoint.port)"
+    }
+
+    static func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return left ? padding + text : text + padding
+    }
+}
