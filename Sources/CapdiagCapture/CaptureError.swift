@@ -11,5 +11,6 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(subject): \(message)" }
+    /// `subject: message`, without repeating the subject when libpcap's text already starts with it.
+    public var description: String { message.hasPrefix(subject) ? message : "\(subject): \(message)" }
 }

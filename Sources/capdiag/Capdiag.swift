@@ -89,9 +89,9 @@ struct Capdiag: ParsableCommand {
     }
 
     func run() throws {
-        var logger = Logger(label: "capdiag")
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = quiet ? .error : verbose >= 2 ? .debug : verbose == 1 ? .info : .notice
+        let level: Logger.Level = quiet ? .error : verbose >= 2 ? .debug : verbose == 1 ? .info : .notice
+        LoggingSystem.bootstrap { _ in StderrLogHandler(logLevel: level) }
+        let logger = Logger(label: "capdiag")
 
         let filterExpression = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
         let reader: OfflineReader
