@@ -17,7 +17,7 @@ public struct InputSummary: Sendable {
     public var linkType: Int32
     public var linkTypeName: String
     public var snapshotLength: Int
-    /// Packets libpcap handed out (after the BPF filter).
+    /// Packets delivered for analysis (after the BPF filter).
     public var packetsRead = 0
     public var stop: StopReason?
 }
@@ -75,7 +75,11 @@ public final class OfflineReader {
             }
             guard chosen >= 0, let packet = pending[chosen] else { return }
             if let limit, delivered >= limit {
-                for index in pending.indices where pending[index] != nil { inputs[index].stop = .packetLimit }
+                // The pending packets were read from libpcap but never delivered.
+                for index in pending.indices where pending[index] != nil {
+                    inputs[index].stop = .packetLimit
+                    inputs[index].packetsRead -= 1
+                }
                 return
             }
             delivered += 1

@@ -1,0 +1,35 @@
+import CapdiagCapture
+import CapdiagEngine
+import CapdiagFlow
+import CapdiagReport
+
+/// Runs the whole offline pipeline in process, as the CLI does, and returns the flow records
+/// and the summary.
+func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, options: AnalyzerOptions = AnalyzerOptions())
+    throws -> (flows: [FlowRecord], summary: SummaryRecord)
+{
+    let reader = try OfflineReader(paths: paths, filter: filter)
+    var analyzer = Analyzer(options: options)
+    var builder = ReportBuilder(keep: 1000)
+    var flows: [FlowRecord] = []
+    func take(_ flow: TCPFlow) {
+        let record = FlowRecord(flow)
+        flows.append(record)
+        builder.add(record)
+    }
+    reader.read(limit: limit) { metadata, linkType, bytes in
+        analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
+        analyzer.drainFinishedFlows(take)
+        return true
+    }
+    analyzer.finish()
+    analyzer.drainFinishedFlows(take)
+    let inputs = reader.inputs.map { input in
+        InputRecord(
+            path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName, snaplen: input.snapshotLength,
+            packetsRead: input.packetsRead,
+            stop: input.stop == .packetLimit ? "packet_limit" : input.stop == .endOfFile ? "end_of_file" : "read_error",
+            error: { if case .readError(let text) = input.stop { return text } else { return nil } }())
+    }
+    return (flows, builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows))
+}
