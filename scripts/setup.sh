@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what capdiag needs on Debian (libpcap-dev to build; tcpdump and tshark for the
+# tests and the lab), only when missing.
+set -euo pipefail
+missing=()
+dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs every test (unit, end-to-end
+# on Captures/, tshark cross-check and robustness on the public corpus).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# The public corpus lives beside the repository (../shared/captures/public); a clone elsewhere
+# can point at it with CAPDIAG_PUBLIC_CAPTURES.
+if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MANIFEST.tsv ]; then
+    found=$(find / -maxdepth 4 -type f -path '*/shared/captures/public/MANIFEST.tsv' 2>/dev/null | head -1 || true)
+    if [ -n "$found" ]; then export CAPDIAG_PUBLIC_CAPTURES=$(dirname "$found"); fi
+fi
+if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MANIFEST.tsv ]; then
+    echo "warning: public capture corpus not found; its tests will be skipped" >&2
+fi
+swift build --build-tests
+swift test
