@@ -148,9 +148,19 @@ public struct FlowRecord: Codable, Sendable, Equatable {
 
     /// Resets, refusals and unanswered or half-open handshakes: what an engineer looks at first.
     public var isFlagged: Bool {
+        Self.isFlagged(connState: connState, resets: orig.rst + resp.rst, icmpError: icmpError != nil)
+    }
+
+    public static func isFlagged(_ flow: TCPFlow) -> Bool {
+        isFlagged(
+            connState: flow.connState.rawValue, resets: flow.orig.rstCount + flow.resp.rstCount,
+            icmpError: flow.firstICMPError != nil)
+    }
+
+    static func isFlagged(connState: String, resets: Int, icmpError: Bool) -> Bool {
         switch connState {
         case "REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "S0", "SH", "SHR": true
-        default: orig.rst + resp.rst > 0 || icmpError != nil
+        default: resets > 0 || icmpError
         }
     }
 }

@@ -87,14 +87,30 @@ public struct ReportBuilder: Sendable {
     public init(keep: Int = 50) { self.keep = keep }
 
     public mutating func add(_ record: FlowRecord) {
-        total += 1
-        byConnState[record.connState, default: 0] += 1
+        count(connState: record.connState, flagged: record.isFlagged)
         if record.isFlagged {
-            flaggedCount += 1
             if flagged.count < keep { flagged.append(record) }
         } else if others.count < keep {
             others.append(record)
         }
+    }
+
+    /// Counts a flow, building its record only when it is one of those kept: formatting
+    /// every flow's times would cost more than tracking it.
+    public mutating func add(_ flow: TCPFlow) {
+        let isFlagged = FlowRecord.isFlagged(flow)
+        let kept = isFlagged ? flagged.count < keep : others.count < keep
+        guard kept else {
+            count(connState: flow.connState.rawValue, flagged: isFlagged)
+            return
+        }
+        add(FlowRecord(flow))
+    }
+
+    private mutating func count(connState: String, flagged isFlagged: Bool) {
+        total += 1
+        byConnState[connState, default: 0] += 1
+        if isFlagged { flaggedCount += 1 }
     }
 
     public func summary(inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable)

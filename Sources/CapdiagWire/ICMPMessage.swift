@@ -43,7 +43,7 @@ public struct ICMPMessage: Sendable {
         // The quoted packet may be cut short; decode what is there, never fail the message.
         let inner = offset + 8
         let info: IPInfo? =
-            version == 4 ? try? decodeQuotedIPv4(bytes, at: inner) : try? decodeIPv6(bytes, at: inner)
+            version == 4 ? try? decodeIPv4(bytes, at: inner, quoted: true) : try? decodeIPv6(bytes, at: inner)
         guard let info else { return }
         var quoted = QuotedPacket(
             source: info.source, destination: info.destination, transportProtocol: info.transportProtocol,
@@ -60,24 +60,4 @@ public struct ICMPMessage: Sendable {
         }
         self.quoted = quoted
     }
-}
-
-/// Like `decodeIPv4`, but a quoted header of a fragment is still useful (the first fragment
-/// holds the ports), and its total length describes the original datagram, not the quote.
-private func decodeQuotedIPv4(_ bytes: RawSpan, at offset: Int) throws(DecodeError) -> IPInfo {
-    try require(bytes, offset, 20, .ipv4)
-    let versionAndLength = bytes.u8(offset)
-    guard versionAndLength >> 4 == 4 else { throw .invalid(layer: .ipv4, reason: .badIPVersion) }
-    let headerLength = Int(versionAndLength & 0x0F) * 4
-    guard headerLength >= 20 else { throw .invalid(layer: .ipv4, reason: .ipv4HeaderLengthTooSmall) }
-    try require(bytes, offset, headerLength, .ipv4)
-    return IPInfo(
-        version: 4,
-        source: IPAddress(ipv4: bytes.u32(offset + 12)),
-        destination: IPAddress(ipv4: bytes.u32(offset + 16)),
-        transportProtocol: bytes.u8(offset + 9),
-        transportOffset: offset + headerLength,
-        transportLength: max(0, Int(bytes.u16(offset + 2)) - headerLength),
-        hopLimit: bytes.u8(offset + 8),
-        headerLength: headerLength)
 }

@@ -32,7 +32,9 @@ public struct IPInfo: Sendable {
 /// outgoing TSO/GSO segments carry it.
 /// - Throws: `truncated`, `invalid`, or `unsupported(.fragment)` for any fragment
 ///   (more-fragments set or a non-zero offset): fragments are counted, not reassembled.
-func decodeIPv4(_ bytes: RawSpan, at offset: Int) throws(DecodeError) -> IPInfo {
+/// - Parameter quoted: the header is the one an ICMP error quotes: a fragment is still useful
+///   (the first holds the ports), and its total length describes the original datagram.
+func decodeIPv4(_ bytes: RawSpan, at offset: Int, quoted: Bool = false) throws(DecodeError) -> IPInfo {
     try require(bytes, offset, 20, .ipv4)
     let versionAndLength = bytes.u8(offset)
     guard versionAndLength >> 4 == 4 else { throw .invalid(layer: .ipv4, reason: .badIPVersion) }
@@ -41,9 +43,10 @@ func decodeIPv4(_ bytes: RawSpan, at offset: Int) throws(DecodeError) -> IPInfo 
     try require(bytes, offset, headerLength, .ipv4)
     var totalLength = Int(bytes.u16(offset + 2))
     if totalLength == 0 { totalLength = bytes.byteCount - offset }
+    if quoted { totalLength = max(totalLength, headerLength) }
     guard totalLength >= headerLength else { throw .invalid(layer: .ipv4, reason: .ipv4TotalLengthTooSmall) }
     let fragment = bytes.u16(offset + 6)
-    if fragment & 0x3FFF != 0 { throw .unsupported(layer: .ipv4, what: .fragment) }
+    if fragment & 0x3FFF != 0 && !quoted { throw .unsupported(layer: .ipv4, what: .fragment) }
     return IPInfo(
         version: 4,
         source: IPAddress(ipv4: bytes.u32(offset + 12)),

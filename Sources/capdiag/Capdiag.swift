@@ -115,14 +115,17 @@ struct Capdiag: ParsableCommand {
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
 
         func take(_ flow: TCPFlow) {
+            guard format != .text else {
+                builder.add(flow)
+                return
+            }
             let record = FlowRecord(flow)
             builder.add(record)
-            switch format {
-            case .json: document?.add(record)
-            case .jsonl:
+            if format == .json {
+                document?.add(record)
+            } else {
                 output.write(JSONOutput.line(record) + "\n")
                 output.flush()
-            case .text: break
             }
         }
 
