@@ -7,7 +7,8 @@ bash scripts/setup.sh
 # The public corpus lives beside the repository (../shared/captures/public); a clone elsewhere
 # can point at it with CAPDIAG_PUBLIC_CAPTURES.
 if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MANIFEST.tsv ]; then
-    found=$(find / -maxdepth 4 -type f -path '*/shared/captures/public/MANIFEST.tsv' 2>/dev/null | head -1 || true)
+    found=$(find / -maxdepth 5 \( -path /proc -o -path /sys -o -path /usr -o -path /opt -o -path /var \) -prune \
+        -o -type f -path '*/shared/captures/public/MANIFEST.tsv' -print 2>/dev/null | head -1 || true)
     if [ -n "$found" ]; then export CAPDIAG_PUBLIC_CAPTURES=$(dirname "$found"); fi
 fi
 if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MANIFEST.tsv ]; then
