@@ -16,9 +16,13 @@ public enum JSONOutput {
         return decoder
     }
 
+    /// Shared by every line: building a JSONEncoder costs more than encoding one flow. The
+    /// pipeline is single-threaded.
+    private static let lineEncoder = encoder(pretty: false)
+
     /// One value as a single line of JSON.
     public static func line(_ value: some Encodable) -> String {
-        guard let data = try? encoder(pretty: false).encode(value) else { return "{}" }
+        guard let data = try? lineEncoder.encode(value) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
 }

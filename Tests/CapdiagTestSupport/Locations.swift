@@ -46,7 +46,7 @@ public enum Locations {
         let out = Pipe()
         // stderr goes to a file so that neither pipe can fill up and block the child.
         let errURL = FileManager.default.temporaryDirectory.appending(path: "capdiag-test-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let errHandle = try FileHandle(forWritingTo: errURL)
         defer { try? FileManager.default.removeItem(at: errURL) }
         process.standardOutput = out
