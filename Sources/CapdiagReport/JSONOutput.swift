@@ -39,7 +39,7 @@ public struct JSONDocumentWriter {
     }
 
     public mutating func add(_ record: FlowRecord) {
-        write((wroteFlow ? ",\n" : "\n") + JSONOutput.line(record))
+        write((wroteFlow ? ",\n" : "\n") + record.jsonLine)
         wroteFlow = true
     }
 

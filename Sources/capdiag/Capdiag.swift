@@ -124,7 +124,7 @@ struct Capdiag: ParsableCommand {
             if format == .json {
                 document?.add(record)
             } else {
-                output.write(JSONOutput.line(record) + "\n")
+                output.write(record.jsonLine + "\n")
                 output.flush()
             }
         }
