@@ -227,3 +227,67 @@ func tcpHeader(_ packet: DecodedPacket) -> TCPHeader? {
         #expect(formatDuration(1_234_500_000) == "1.235s")
     }
 }
+
+/// The etherparse-style sweep for every other header: each frame cut at every length before
+/// the end of its last header fails with `truncated`, naming the layer whose bytes ran out.
+@Suite struct TruncationSweeps {
+    struct Case: CustomStringConvertible, Sendable {
+        var name: String
+        var linkType: LinkType
+        var frame: [UInt8]
+        /// Where each layer starts, in order; the last entry is where the headers end.
+        var layers: [(layer: Layer, start: Int)]
+        var headersEnd: Int
+        var description: String { name }
+    }
+
+    static let tcp = PacketBuilder.tcp()
+    static let ipv4 = PacketBuilder.ipv4(payload: tcp)
+    static let cases: [Case] = [
+        Case(
+            name: "SLL", linkType: .linuxSLL, frame: [0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00] + ipv4,
+            layers: [(.link, 0), (.ipv4, 16), (.tcp, 36)], headersEnd: 56),
+        Case(
+            name: "SLL2", linkType: .linuxSLL2,
+            frame: [0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 4, 6, 1, 2, 3, 4, 5, 6, 0, 0] + ipv4,
+            layers: [(.link, 0), (.ipv4, 20), (.tcp, 40)], headersEnd: 60),
+        Case(
+            name: "QinQ", linkType: .ethernet,
+            frame: PacketBuilder.ethernet(etherType: 0x0800, tags: [(0x88A8, 1), (0x8100, 2)], payload: ipv4),
+            layers: [(.link, 0), (.vlan, 14), (.vlan, 18), (.ipv4, 22), (.tcp, 42)], headersEnd: 62),
+        Case(
+            name: "NULL", linkType: .null, frame: [2, 0, 0, 0] + ipv4,
+            layers: [(.link, 0), (.ipv4, 4), (.tcp, 24)], headersEnd: 44),
+        Case(
+            name: "PPPoE", linkType: .ethernet,
+            frame: PacketBuilder.ethernet(etherType: 0x8864, payload: [0x11, 0, 0, 1, 0, 62, 0x00, 0x21] + ipv4),
+            layers: [(.link, 0), (.pppoe, 14), (.ipv4, 22), (.tcp, 42)], headersEnd: 62),
+        Case(
+            name: "IPv6 TCP", linkType: .raw, frame: PacketBuilder.ipv6(nextHeader: 6, payload: tcp),
+            layers: [(.ipv4, 0), (.ipv6, 1), (.tcp, 40)], headersEnd: 60),
+        Case(
+            name: "UDP", linkType: .raw, frame: PacketBuilder.ipv4(protocolNumber: 17, payload: [0, 53, 0, 53, 0, 8, 0, 0]),
+            layers: [(.ipv4, 0), (.udp, 20)], headersEnd: 28),
+        Case(
+            name: "ICMP", linkType: .raw, frame: PacketBuilder.ipv4(protocolNumber: 1, payload: [8, 0, 0, 0, 0, 1, 0, 1]),
+            layers: [(.ipv4, 0), (.icmp, 20)], headersEnd: 28),
+    ]
+
+    @Test(arguments: cases)
+    func everyCutIsTruncatedAtTheRightLayer(_ testCase: Case) {
+        #expect((try? decode(testCase.frame, testCase.linkType)) != nil, "the whole frame decodes")
+        for length in 0..<testCase.headersEnd {
+            let expected = testCase.layers.last { $0.start <= length }?.layer
+            do {
+                _ = try decode(Array(testCase.frame.prefix(length)), testCase.linkType)
+                Issue.record("\(testCase.name) cut at \(length) decoded")
+            } catch {
+                guard case .truncated(let layer, _, _) = error else {
+                    Issue.record("\(testCase.name) cut at \(length): \(error), expected truncated")
+                    continue
+                }
+                #expect(layer == expected, "\(testCase.name) cut at \(length)")
+            }
+        }
+    }
+}
