@@ -19,8 +19,10 @@ let package = Package(
         .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire"]),
         // TCP connection tracking (Zeek endpoint states, conn_state, history) and the flow table.
         .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
+        // Stream parsers for HTTP/1.x and TLS: push bytes, get events. Only Wire (for small types).
+        .target(name: "CapdiagProtocols", dependencies: ["CapdiagWire"]),
         // Wires decoded packets into flows and counts what could not be decoded.
-        .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow"]),
+        .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols"]),
         // Report model and its text / JSON renderings.
         .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagFlow", "CapdiagWire"]),
         .executableTarget(
@@ -38,6 +40,7 @@ let package = Package(
         ),
         .testTarget(name: "CapdiagWireTests", dependencies: ["CapdiagWire", "CapdiagTestSupport"]),
         .testTarget(name: "CapdiagFlowTests", dependencies: ["CapdiagFlow", "CapdiagWire", "CapdiagTestSupport"]),
+        .testTarget(name: "CapdiagProtocolsTests", dependencies: ["CapdiagProtocols", "CapdiagTestSupport"]),
         .testTarget(
             name: "CapdiagEndToEndTests",
             dependencies: [

@@ -1,0 +1,286 @@
+import CapdiagWire
+
+/// Which side of a connection spoke: the client (originator) sends requests, the server
+/// (responder) sends responses.
+public enum StreamSide: Sendable, Equatable {
+    case client, server
+}
+
+/// Where bytes came from: the frame that delivered them and its time.
+public struct StreamPacket: Sendable, Equatable {
+    public var frame: Int
+    public var time: Timestamp
+    public init(frame: Int, time: Timestamp) {
+        self.frame = frame
+        self.time = time
+    }
+}
+
+/// Something wrong with an exchange, with a stable code.
+public struct HTTPProblem: Sendable, Equatable, Codable {
+    public var code: String
+    public var detail: String
+}
+
+/// One request and its response on a connection.
+public struct HTTPExchange: Sendable, Equatable {
+    /// 0 for the first exchange on the connection, 1 for the next (keep-alive reuse), …
+    public var index: Int
+    public var requestFrame: Int?
+    public var requestStart: Timestamp?
+    public var requestComplete: Timestamp?
+    public var method: String?
+    public var target: String?
+    public var host: String?
+    public var requestHeaderBytes: Int?
+    public var requestBodyBytes: Int64 = 0
+    public var requestIDs: [HeaderValue] = []
+    /// For a reused connection: time from the previous exchange's end to this request.
+    public var idleBefore: Int64?
+    public var responseFrame: Int?
+    public var firstResponseByte: Timestamp?
+    public var responseHeadComplete: Timestamp?
+    public var responseComplete: Timestamp?
+    public var status: Int?
+    public var reason: String?
+    /// 1xx responses before the final one.
+    public var interimStatuses: [Int] = []
+    public var responseHeaderBytes: Int?
+    public var declaredBodyBytes: Int64?
+    public var chunked = false
+    public var deliveredBodyBytes: Int64 = 0
+    public var problem: HTTPProblem?
+
+    init(index: Int) { self.index = index }
+}
+
+/// Follows HTTP/1.x on one TCP connection: a request parser on the client's bytes, a
+/// response parser on the server's, and the pairing of responses to requests in order
+/// (keep-alive and pipelining, RFC 9112 §9.3).
+///
+/// Memory is bounded: the first `keepHealthy` exchanges and up to `keepProblems` exchanges with
+/// a problem are kept; the rest are counted.
+public struct HTTPConnection: Sendable {
+    public static let keepHealthy = 32
+    public static let keepProblems = 64
+
+    public private(set) var exchanges: [HTTPExchange] = []
+    public private(set) var exchangeCount = 0
+    public private(set) var problemCount = 0
+    /// The violation that stopped parsing a direction, if any.
+    public private(set) var clientViolation: HTTPViolation?
+    public private(set) var serverViolation: HTTPViolation?
+    /// The stream stopped being HTTP (CONNECT or Upgrade).
+    public private(set) var tunnelled = false
+
+    var requestParser = HTTPMessageParser(role: .request)
+    var responseParser = HTTPMessageParser(role: .response)
+    var pending: [HTTPExchange] = []
+    /// The response being parsed before any request was seen.
+    var orphan: HTTPExchange?
+    var lastCompletion: Timestamp?
+    var nextIndex = 0
+
+    public init() {}
+
+    /// Feeds in-order bytes from one side.
+    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: StreamPacket) {
+        if side == .client {
+            var parser = requestParser
+            requestParser = HTTPMessageParser(role: .request)
+            parser.feed(bytes) { handleRequest($0, packet: packet) }
+            requestParser = parser
+        } else {
+            var parser = responseParser
+            responseParser = HTTPMessageParser(role: .response)
+            parser.feed(bytes) { handleResponse($0, packet: packet) }
+            responseParser = parser
+        }
+    }
+
+    /// Bytes missing from the capture on one side.
+    public mutating func gap(_ length: Int64, from side: StreamSide, packet: StreamPacket) {
+        if side == .client {
+            var parser = requestParser
+            requestParser = HTTPMessageParser(role: .request)
+            _ = parser.gap(length) { handleRequest($0, packet: packet) }
+            requestParser = parser
+        } else {
+            var parser = responseParser
+            responseParser = HTTPMessageParser(role: .response)
+            _ = parser.gap(length) { handleResponse($0, packet: packet) }
+            responseParser = parser
+        }
+    }
+
+    /// One side closed (FIN or RST) or the capture ended.
+    public mutating func closed(_ side: StreamSide, by kind: CloseKind, packet: StreamPacket) {
+        if side == .client {
+            var parser = requestParser
+            requestParser = HTTPMessageParser(role: .request)
+            let result = parser.close(kind) { handleRequest($0, packet: packet) }
+            requestParser = parser
+            if result.cutShort, var exchange = pending.last, exchange.requestComplete == nil {
+                exchange.problem = exchange.problem ?? HTTPProblem(code: "request_cut_short", detail: cutShortDetail(kind, result.missing))
+                pending[pending.count - 1] = exchange
+            }
+        } else {
+            var parser = responseParser
+            responseParser = HTTPMessageParser(role: .response)
+            let result = parser.close(kind) { handleResponse($0, packet: packet) }
+            responseParser = parser
+            if result.cutShort, var exchange = pending.first ?? orphan {
+                exchange.deliveredBodyBytes = parser.currentBodyBytes
+                exchange.problem = HTTPProblem(code: "response_cut_short", detail: cutShortDetail(kind, result.missing))
+                finishFirst(exchange)
+            }
+        }
+    }
+
+    /// The flow ended: requests still waiting are recorded as never answered.
+    public mutating func finish() {
+        if let orphan { keep(orphan) }
+        orphan = nil
+        for var exchange in pending {
+            if exchange.problem == nil {
+                let where_ = exchange.firstResponseByte == nil ? "no response byte" : "response incomplete"
+                exchange.problem = HTTPProblem(code: "request_without_response", detail: "\(where_) before the connection ended")
+            }
+            keep(exchange)
+        }
+        pending.removeAll()
+    }
+
+    // MARK: - Events
+
+    private mutating func handleRequest(_ event: HTTPMessageParser.Event, packet: StreamPacket) {
+        switch event {
+        case .messageStarted:
+            var exchange = HTTPExchange(index: nextIndex)
+            nextIndex += 1
+            exchange.requestFrame = packet.frame
+            exchange.requestStart = packet.time
+            if exchange.index > 0, let lastCompletion { exchange.idleBefore = packet.time - lastCompletion }
+            pending.append(exchange)
+        case .head(let head):
+            guard var exchange = pending.last else { return }
+            exchange.method = head.method
+            exchange.target = head.target
+            exchange.host = head.host
+            exchange.requestHeaderBytes = head.headerSectionSize
+            exchange.requestIDs = head.requestIDs
+            pending[pending.count - 1] = exchange
+            responseParser.expectResponse(toMethod: head.method ?? "")
+        case .complete(let bodyBytes):
+            guard var exchange = pending.last else { return }
+            exchange.requestComplete = packet.time
+            exchange.requestBodyBytes = bodyBytes
+            pending[pending.count - 1] = exchange
+        case .violation(let violation):
+            clientViolation = violation
+            if var exchange = pending.last {
+                exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: violation.detail)
+                pending[pending.count - 1] = exchange
+            }
+        case .tunnel:
+            tunnelled = true
+        }
+    }
+
+    private mutating func handleResponse(_ event: HTTPMessageParser.Event, packet: StreamPacket) {
+        switch event {
+        case .messageStarted:
+            if pending.isEmpty {
+                if orphan == nil {
+                    var exchange = HTTPExchange(index: nextIndex)
+                    nextIndex += 1
+                    exchange.problem = HTTPProblem(code: "response_without_request", detail: "no request was seen for this response")
+                    orphan = exchange
+                }
+            }
+            updateCurrentResponse { exchange in
+                if exchange.firstResponseByte == nil {
+                    exchange.firstResponseByte = packet.time
+                    exchange.responseFrame = packet.frame
+                }
+            }
+        case .head(let head):
+            updateCurrentResponse { exchange in
+                exchange.status = head.status
+                exchange.reason = head.reason
+                exchange.responseHeaderBytes = head.headerSectionSize
+                exchange.responseHeadComplete = packet.time
+                exchange.declaredBodyBytes = head.contentLength
+                exchange.chunked = head.chunked
+                if exchange.requestIDs.isEmpty { exchange.requestIDs = head.requestIDs }
+            }
+        case .complete(let bodyBytes):
+            guard var exchange = pending.first ?? orphan else { return }
+            if let status = exchange.status, (100..<200).contains(status), status != 101 {
+                // Interim response: wait for the final one.
+                exchange.interimStatuses.append(status)
+                exchange.status = nil
+                exchange.reason = nil
+                exchange.responseHeaderBytes = nil
+                replaceCurrentResponse(exchange)
+                return
+            }
+            exchange.deliveredBodyBytes = bodyBytes
+            exchange.responseComplete = packet.time
+            finishFirst(exchange)
+        case .violation(let violation):
+            serverViolation = violation
+            if pending.isEmpty && orphan == nil {
+                var exchange = HTTPExchange(index: nextIndex)
+                nextIndex += 1
+                orphan = exchange
+                exchange.problem = nil
+            }
+            updateCurrentResponse { exchange in
+                if exchange.firstResponseByte == nil {
+                    exchange.firstResponseByte = packet.time
+                    exchange.responseFrame = packet.frame
+                }
+                exchange.problem = HTTPProblem(code: violation.code, detail: violation.detail)
+            }
+            if let exchange = pending.first ?? orphan { finishFirst(exchange) }
+        case .tunnel:
+            tunnelled = true
+        }
+    }
+
+    private mutating func updateCurrentResponse(_ change: (inout HTTPExchange) -> Void) {
+        if !pending.isEmpty {
+            change(&pending[0])
+        } else if var exchange = orphan {
+            change(&exchange)
+            orphan = exchange
+        }
+    }
+
+    private mutating func replaceCurrentResponse(_ exchange: HTTPExchange) {
+        if !pending.isEmpty { pending[0] = exchange } else { orphan = exchange }
+    }
+
+    /// The current response is done: it leaves the queue and is kept or counted.
+    private mutating func finishFirst(_ exchange: HTTPExchange) {
+        if !pending.isEmpty { pending.removeFirst() } else { orphan = nil }
+        lastCompletion = exchange.responseComplete ?? lastCompletion
+        keep(exchange)
+    }
+
+    private mutating func keep(_ exchange: HTTPExchange) {
+        exchangeCount += 1
+        if exchange.problem != nil { problemCount += 1 }
+        let keptProblems = exchanges.count { $0.problem != nil }
+        let keptHealthy = exchanges.count - keptProblems
+        if exchange.problem != nil ? keptProblems < Self.keepProblems : keptHealthy < Self.keepHealthy {
+            exchanges.append(exchange)
+        }
+    }
+
+    private func cutShortDetail(_ kind: CloseKind, _ missing: Int64?) -> String {
+        let by = kind == .rst ? "RST" : kind == .fin ? "FIN" : "the end of the capture"
+        return missing.map { "cut short by \(by), \($0) declared body bytes missing" } ?? "cut short by \(by)"
+    }
+}

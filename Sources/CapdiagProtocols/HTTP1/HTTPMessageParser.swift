@@ -1,0 +1,369 @@
+/// How a message ended when its connection closed mid-message.
+public enum CloseKind: String, Sendable, Codable {
+    case fin, rst, endOfCapture = "end_of_capture"
+}
+
+/// An incremental HTTP/1.x parser for one direction of a connection (RFC 9112).
+///
+/// Push bytes with `feed`; events come back through the callback in order. Header sections are
+/// buffered up to `maximumHeaderSection` bytes; bodies are only counted, never stored. After a
+/// violation the direction is abandoned (the rest of the stream cannot be framed).
+public struct HTTPMessageParser: Sendable {
+    public enum Role: Sendable { case request, response }
+
+    public enum Event: Sendable, Equatable {
+        /// The first byte of a new message.
+        case messageStarted
+        /// The header section is complete.
+        case head(HTTPMessageHead)
+        /// The message is complete, with its body length.
+        case complete(bodyBytes: Int64)
+        /// The stream is not valid HTTP from here on.
+        case violation(HTTPViolation)
+        /// The rest of the stream is not HTTP (CONNECT or 101 Switching Protocols).
+        case tunnel
+    }
+
+    enum State: Sendable, Equatable {
+        case idle
+        case head
+        case fixedBody(remaining: Int64)
+        case chunkSize
+        case chunkData(remaining: Int64)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        case tunnel
+        case failed
+    }
+
+    public let role: Role
+    public let maximumHeaderSection: Int
+    var state: State = .idle
+    var headBuffer: [UInt8] = []
+    /// Bytes on the current line, CR excluded: an empty line ends a header section.
+    var lineLength = 0
+    var chunkLine: [UInt8] = []
+    var bodyBytes: Int64 = 0
+    /// Request methods awaiting a response, oldest first (response parsers only).
+    var pendingMethods: [String] = []
+    /// The head of the message being parsed.
+    public private(set) var currentHead: HTTPMessageHead?
+
+    public init(role: Role, maximumHeaderSection: Int = 65536) {
+        self.role = role
+        self.maximumHeaderSection = maximumHeaderSection
+    }
+
+    /// Tells a response parser that a request with this method was sent, so the matching
+    /// response is framed right (HEAD and CONNECT; RFC 9112 §6.3).
+    public mutating func expectResponse(toMethod method: String) {
+        if pendingMethods.count < 1024 { pendingMethods.append(method) }
+    }
+
+    /// Whether the parser is between messages.
+    public var isIdle: Bool { state == .idle }
+    public var hasFailed: Bool { state == .failed }
+    public var isInHead: Bool { state == .head }
+
+    /// Bytes of the current message's body seen so far.
+    public var currentBodyBytes: Int64 { bodyBytes }
+
+    /// Bytes still expected for a message with a known length, if any.
+    public var remainingDeclaredBytes: Int64? {
+        if case .fixedBody(let remaining) = state { return remaining }
+        return nil
+    }
+
+    /// Parses `bytes`, calling `event` for everything that happens, in order.
+    public mutating func feed(_ bytes: RawSpan, _ event: (Event) -> Void) {
+        var index = 0
+        let count = bytes.byteCount
+        while index < count {
+            switch state {
+            case .failed, .tunnel:
+                return
+            case .idle:
+                // Between messages, stray CRLFs are skipped (RFC 9112 §2.2).
+                let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
+                if byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
+                    index += 1
+                    continue
+                }
+                state = .head
+                headBuffer.removeAll(keepingCapacity: true)
+                lineLength = 0
+                bodyBytes = 0
+                currentHead = nil
+                event(.messageStarted)
+            case .head:
+                let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
+                index += 1
+                headBuffer.append(byte)
+                if headBuffer.count == 8, let violation = notHTTPViolation() {
+                    fail(violation, event)
+                    continue
+                }
+                if byte == UInt8(ascii: "\n") {
+                    if lineLength == 0 && headBuffer.count > 2 {
+                        headComplete(event)
+                    }
+                    lineLength = 0
+                } else if byte != UInt8(ascii: "\r") {
+                    lineLength += 1
+                }
+                if state == .head && headBuffer.count >= maximumHeaderSection {
+                    fail(.headerSectionTooLarge(size: headBuffer.count), event)
+                }
+            case .fixedBody(let remaining):
+                let take = Int64(min(Int64(count - index), remaining))
+                index += Int(take)
+                bodyBytes += take
+                if take == remaining {
+                    finishMessage(event)
+                } else {
+                    state = .fixedBody(remaining: remaining - take)
+                }
+            case .chunkSize, .chunkDataEnd, .trailers:
+                let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
+                index += 1
+                chunkLineByte(byte, event)
+            case .chunkData(let remaining):
+                let take = Int64(min(Int64(count - index), remaining))
+                index += Int(take)
+                bodyBytes += take
+                state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            case .untilClose:
+                bodyBytes += Int64(count - index)
+                index = count
+            }
+        }
+        // A stream shorter than 8 bytes can still be recognised as not HTTP at its end.
+    }
+
+    /// The connection closed in this direction (or the capture ended).
+    /// - Returns: how many declared bytes were missing when the message was cut short
+    ///   (nil when the length was not known); `complete` is true when the close ended the
+    ///   message normally (close-delimited body).
+    public mutating func close(_ kind: CloseKind, _ event: (Event) -> Void) -> (cutShort: Bool, missing: Int64?) {
+        switch state {
+        case .idle, .failed, .tunnel:
+            return (false, nil)
+        case .untilClose:
+            if kind == .fin {
+                finishMessage(event)
+                return (false, nil)
+            }
+            state = .failed
+            return (true, nil)
+        case .head:
+            if headBuffer.count < 8, let violation = notHTTPViolation(final: true) {
+                fail(violation, event)
+                return (false, nil)
+            }
+            state = .failed
+            return (true, nil)
+        case .fixedBody(let remaining):
+            state = .failed
+            return (true, remaining)
+        case .chunkSize, .chunkData, .chunkDataEnd, .trailers:
+            state = .failed
+            return (true, nil)
+        }
+    }
+
+    /// Bytes were lost from the capture. A known-length body skips them and carries on;
+    /// anywhere else the direction cannot be framed any more.
+    /// - Returns: true when parsing continues.
+    public mutating func gap(_ length: Int64, _ event: (Event) -> Void) -> Bool {
+        switch state {
+        case .fixedBody(let remaining) where length < remaining:
+            bodyBytes += length
+            state = .fixedBody(remaining: remaining - length)
+            return true
+        case .fixedBody(let remaining) where length == remaining:
+            bodyBytes += length
+            finishMessage(event)
+            return true
+        case .chunkData(let remaining) where length <= remaining:
+            bodyBytes += length
+            state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+            return true
+        case .untilClose, .tunnel, .failed:
+            return true
+        case .head:
+            fail(.gapInHeaderSection, event)
+            return false
+        default:
+            state = .failed
+            return false
+        }
+    }
+
+    // MARK: - Internals
+
+    private mutating func fail(_ violation: HTTPViolation, _ event: (Event) -> Void) {
+        state = .failed
+        event(.violation(violation))
+    }
+
+    /// Checks the first bytes of a message: a response starts with `HTTP/`, a request with a
+    /// method token and a space.
+    private func notHTTPViolation(final: Bool = false) -> HTTPViolation? {
+        let prefix = headBuffer.prefix(8)
+        switch role {
+        case .response:
+            let expected = Array("HTTP/".utf8)
+            let compared = min(prefix.count, expected.count)
+            if prefix.prefix(compared).elementsEqual(expected.prefix(compared)) && (compared == 5 || !final) { return nil }
+        case .request:
+            if let space = prefix.firstIndex(of: UInt8(ascii: " ")) {
+                if space > 0 && prefix[..<space].allSatisfy(HeadParser.isTokenCharacter) { return nil }
+            } else if prefix.allSatisfy(HeadParser.isTokenCharacter) && !final {
+                return nil
+            }
+        }
+        return .notHTTP(describe(Array(prefix)))
+    }
+
+    private mutating func headComplete(_ event: (Event) -> Void) {
+        switch HeadParser.parse(headBuffer, isResponse: role == .response) {
+        case .failure(let violation):
+            fail(violation, event)
+        case .success(let head):
+            currentHead = head
+            event(.head(head))
+            startBody(head, event)
+        }
+    }
+
+    /// Message body length, RFC 9112 §6.3.
+    private mutating func startBody(_ head: HTTPMessageHead, _ event: (Event) -> Void) {
+        if head.hasTransferEncoding && head.contentLength != nil {
+            fail(.conflictingFraming("both Transfer-Encoding and Content-Length"), event)
+            return
+        }
+        if role == .response {
+            let status = head.status ?? 0
+            if (100..<200).contains(status) {
+                if status == 101 {
+                    state = .tunnel
+                    event(.tunnel)
+                    return
+                }
+                // An interim response: the final one for the same request follows.
+                event(.complete(bodyBytes: 0))
+                state = .idle
+                return
+            }
+            let method = pendingMethods.isEmpty ? nil : pendingMethods.removeFirst()
+            if method == "CONNECT" && (200..<300).contains(status) {
+                state = .tunnel
+                event(.complete(bodyBytes: 0))
+                event(.tunnel)
+                return
+            }
+            if method == "HEAD" || status == 204 || status == 304 {
+                finishMessage(event)
+                return
+            }
+            if head.hasTransferEncoding {
+                if head.chunked { beginChunk() } else { state = .untilClose }
+            } else if let length = head.contentLength {
+                if length == 0 { finishMessage(event) } else { state = .fixedBody(remaining: length) }
+            } else {
+                state = .untilClose
+            }
+        } else {
+            if head.hasTransferEncoding && !head.chunked {
+                fail(.conflictingFraming("request Transfer-Encoding is not chunked"), event)
+            } else if head.chunked {
+                beginChunk()
+            } else if let length = head.contentLength, length > 0 {
+                state = .fixedBody(remaining: length)
+            } else {
+                finishMessage(event)
+            }
+        }
+    }
+
+    private mutating func beginChunk() {
+        state = .chunkSize
+        chunkLine.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func finishMessage(_ event: (Event) -> Void) {
+        state = .idle
+        event(.complete(bodyBytes: bodyBytes))
+    }
+
+    /// One byte of a chunk-size line, the CRLF after chunk data, or a trailer line
+    /// (RFC 9112 §7.1).
+    private mutating func chunkLineByte(_ byte: UInt8, _ event: (Event) -> Void) {
+        if byte != UInt8(ascii: "\n") {
+            if byte != UInt8(ascii: "\r") {
+                guard chunkLine.count < 1024 else {
+                    fail(.badChunkSize("chunk line longer than 1024 bytes"), event)
+                    return
+                }
+                chunkLine.append(byte)
+            }
+            return
+        }
+        let line = chunkLine
+        chunkLine.removeAll(keepingCapacity: true)
+        switch state {
+        case .chunkDataEnd:
+            guard line.isEmpty else {
+                fail(.badChunkSize("chunk data longer than its size"), event)
+                return
+            }
+            state = .chunkSize
+        case .chunkSize:
+            let sizeText = line.prefix { $0 != UInt8(ascii: ";") }.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+            guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int64(String(decoding: sizeText, as: UTF8.self), radix: 16),
+                size >= 0
+            else {
+                fail(.badChunkSize("chunk size line '\(String(decoding: line.prefix(64), as: UTF8.self))'"), event)
+                return
+            }
+            state = size == 0 ? .trailers : .chunkData(remaining: size)
+        case .trailers:
+            if line.isEmpty { finishMessage(event) }
+        default:
+            break
+        }
+    }
+}
+
+/// Describes bytes that are not HTTP: a TLS record, printable text, or binary.
+func describe(_ bytes: [UInt8]) -> String {
+    if bytes.count >= 2, (20...23).contains(bytes[0]), bytes[1] == 3 {
+        let kinds = [20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data"]
+        return "a TLS record (\(kinds[Int(bytes[0])] ?? "?"))"
+    }
+    if bytes.allSatisfy({ (0x20..<0x7F).contains($0) || $0 == 0x0D || $0 == 0x0A || $0 == 0x09 }) {
+        let text = String(decoding: bytes, as: UTF8.self).replacingControlCharacters()
+        return "text '\(text)'"
+    }
+    return "binary data (" + bytes.map { byte in
+        let digits = String(byte, radix: 16)
+        return digits.count == 1 ? "0" + digits : digits
+    }.joined(separator: " ") + ")"
+}
+
+extension String {
+    /// CR, LF and tab shown as escapes, so that captured text stays on one line.
+    func replacingControlCharacters() -> String {
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default: out.unicodeScalars.append(scalar.value < 0x20 || scalar.value == 0x7F ? "?" : scalar)
+            }
+        }
+        return out
+    }
+}
