@@ -24,7 +24,7 @@ let package = Package(
         // Wires decoded packets into flows and counts what could not be decoded.
         .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols"]),
         // Report model and its text / JSON renderings.
-        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagFlow", "CapdiagWire"]),
+        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols"]),
         .executableTarget(
             name: "capdiag",
             dependencies: [
@@ -44,7 +44,8 @@ let package = Package(
         .testTarget(
             name: "CapdiagEndToEndTests",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagTestSupport",
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagProtocols",
+                "CapdiagTestSupport",
             ]
         ),
     ]

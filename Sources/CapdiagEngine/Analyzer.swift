@@ -14,7 +14,7 @@ public struct AnalyzerOptions: Sendable {
 /// nothing: headers decode into stack values and flows are updated in place.
 public struct Analyzer {
     public private(set) var stats = AnalyzerStats()
-    public private(set) var flows: FlowTable
+    public private(set) var flows: FlowTable<ProtocolSession>
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
         flows = FlowTable(options: options.flowTable)
@@ -48,8 +48,10 @@ public struct Analyzer {
                 packet: packet, header: header, payloadLength: decoded.payloadLength,
                 capturedPayloadLength: decoded.capturedPayloadLength,
                 ipLength: decoded.ip.totalLength)
+            let payload = bytes.extracting(
+                decoded.payloadOffset..<(decoded.payloadOffset + decoded.capturedPayloadLength))
             flows.apply(
-                segment,
+                segment, payload: payload,
                 sender: Endpoint(address: decoded.ip.source, port: header.sourcePort),
                 receiver: Endpoint(address: decoded.ip.destination, port: header.destinationPort))
         case .udp:
@@ -71,5 +73,5 @@ public struct Analyzer {
     public mutating func finish() { flows.finishAll() }
 
     /// Hands every flow that has ended since the last call to `body`.
-    public mutating func drainFinishedFlows(_ body: (TCPFlow) -> Void) { flows.drainFinished(body) }
+    public mutating func drainFinishedFlows(_ body: (TCPFlow, ProtocolSession) -> Void) { flows.drainFinished(body) }
 }

@@ -20,19 +20,45 @@ public struct FlowID: Hashable, Sendable {
     public var rawValue: Int32
 }
 
+/// Per-flow state that rides along with a `TCPFlow` (stream reassembly and protocol
+/// analysis live in the engine and plug in here), created when the flow starts and handed
+/// out with it when it ends.
+public protocol FlowSession {
+    init()
+    /// Called for every segment after the flow's TCP state took it in.
+    /// - Parameters:
+    ///   - payload: the captured payload bytes, valid during the call.
+    ///   - dataOffset: the stream offset of the payload's first byte in the sender's direction,
+    ///     or nil when the sequence number cannot be trusted (after a reset).
+    mutating func segment(
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow)
+    /// Called once when the flow leaves the table.
+    mutating func end(_ flow: TCPFlow)
+}
+
+/// No per-flow state: flow tracking only.
+public struct NoSession: FlowSession {
+    public init() {}
+    public mutating func segment(
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow
+    ) {}
+    public mutating func end(_ flow: TCPFlow) {}
+}
+
 /// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
 /// free list), found through a dictionary from the direction-independent 4-tuple.
 ///
 /// Flows leave the table when they terminate (after a linger), go idle, are evicted at the
 /// cap, or the capture ends; each leaving flow is handed to `drainFinished`. Memory is
 /// bounded by `maximumFlows`, not by capture length.
-public struct FlowTable {
+public struct FlowTable<Session: FlowSession> {
     public let options: FlowTableOptions
     private var slots: ContiguousArray<TCPFlow> = []
+    private var sessions: ContiguousArray<Session> = []
     private var occupied: ContiguousArray<Bool> = []
     private var freeList: [Int32] = []
     private var index: [FlowKey: FlowID] = [:]
-    private var finished: [TCPFlow] = []
+    private var finished: [(flow: TCPFlow, session: Session)] = []
     private var nextFlowID = 1
     private var lastSweep: Timestamp?
     /// Flows removed because the table was full.
@@ -50,7 +76,7 @@ public struct FlowTable {
 
     /// Applies a TCP segment between `sender` and `receiver`, creating the flow if needed.
     /// A SYN on a 4-tuple whose connection has terminated starts a new flow.
-    public mutating func apply(_ segment: TCPSegment, sender: Endpoint, receiver: Endpoint) {
+    public mutating func apply(_ segment: TCPSegment, payload: RawSpan, sender: Endpoint, receiver: Endpoint) {
         let key = FlowKey(sender, receiver)
         let flags = segment.header.flags
         sweepIfDue(now: segment.packet.time)
@@ -65,7 +91,14 @@ public struct FlowTable {
             slot = insert(key: key, sender: sender, receiver: receiver, segment: segment)
         }
         let direction: Direction = slots[slot].originator == sender ? .originator : .responder
-        slots[slot].apply(segment, from: direction)
+        let dataOffset = slots[slot].apply(segment, from: direction)
+        sessions[slot].segment(segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot])
+    }
+
+    /// Flow tracking without a payload (tests and callers without a session).
+    public mutating func apply(_ segment: TCPSegment, sender: Endpoint, receiver: Endpoint) {
+        let empty: [UInt8] = []
+        apply(segment, payload: empty.span.bytes, sender: sender, receiver: receiver)
     }
 
     /// Attaches an ICMP error to the flow of the packet it quotes, if that flow is held.
@@ -82,9 +115,9 @@ public struct FlowTable {
 
     /// Hands every flow that has left the table since the last call to `body`, in the order
     /// they left.
-    public mutating func drainFinished(_ body: (TCPFlow) -> Void) {
+    public mutating func drainFinished(_ body: (TCPFlow, Session) -> Void) {
         guard !finished.isEmpty else { return }
-        for flow in finished { body(flow) }
+        for (flow, session) in finished { body(flow, session) }
         finished.removeAll(keepingCapacity: true)
     }
 
@@ -120,10 +153,12 @@ public struct FlowTable {
         if let free = freeList.popLast() {
             slot = Int(free)
             slots[slot] = flow
+            sessions[slot] = Session()
             occupied[slot] = true
         } else {
             slot = slots.count
             slots.append(flow)
+            sessions.append(Session())
             occupied.append(true)
         }
         index[key] = FlowID(rawValue: Int32(slot))
@@ -134,7 +169,10 @@ public struct FlowTable {
     private mutating func finish(slot: Int, key: FlowKey, reason: FlowEnd) {
         var flow = slots[slot]
         flow.finish(reason)
-        finished.append(flow)
+        var session = sessions[slot]
+        sessions[slot] = Session()  // release the session's memory now
+        session.end(flow)
+        finished.append((flow, session))
         index[key] = nil
         occupied[slot] = false
         freeList.append(Int32(slot))

@@ -41,7 +41,10 @@ extension TCPFlow {
     /// space, update history and window, take the acknowledgment, advance the sequence space
     /// (spotting retransmissions), then run the endpoint state machine. On top of that it
     /// keeps Wireshark-style counters (retransmission vs out-of-order vs keep-alive, gaps).
-    mutating func apply(_ segment: TCPSegment, from direction: Direction) {
+    /// - Returns: the stream offset of the payload's first byte (0 is the byte after the SYN),
+    ///   or nil when the sender's sequence numbers are not trusted (after it reset).
+    @discardableResult
+    mutating func apply(_ segment: TCPSegment, from direction: Direction) -> Int64? {
         let isOrig = direction == .originator
         let header = segment.header
         let flags = header.flags
@@ -87,6 +90,7 @@ extension TCPFlow {
             if payload > 0 { anomalies.insert(.rstWithData) }
         }
         if sender.state == .reset && payload > 0 && !flags.contains(.rst) { anomalies.insert(.dataAfterReset) }
+        let wasReset = sender.state == .reset
 
         if flags.contains(.ack) { takeAcknowledgment(header.acknowledgmentNumber, flags: flags, into: &peer) }
         if isOrig && flags.contains(.ack) && !flags.contains(.syn) && handshakeAck == nil && synAck != nil
@@ -114,6 +118,8 @@ extension TCPFlow {
         self[direction] = sender
         self[direction.other] = peer
         if closedAt == nil && isTerminated { closedAt = segment.packet.time }
+        guard !wasReset && !flags.contains(.rst) else { return nil }
+        return relativeSequence + (flags.contains(.syn) ? 1 : 0) - 1
     }
 
     /// Zeek's `init_endpoint`: set the base of the sender's sequence space from its SYN, or

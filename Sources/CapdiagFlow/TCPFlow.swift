@@ -143,6 +143,13 @@ public struct DirectionStats: Sendable {
     /// Data bytes in sequence space (Zeek's endpoint size): highest offset seen minus the SYN.
     public var size: Int64 { max(0, nextSequence - 1) }
 
+    /// The stream offset up to which the peer acknowledged this side's bytes (a FIN counts
+    /// one), or nil before any acknowledgment.
+    public var acknowledgedOffset: Int64? { sawAckFromPeer ? highestAckFromPeer - 1 : nil }
+
+    /// The endpoint's Zeek state.
+    public var endpointState: EndpointState { state }
+
     mutating func setState(_ new: EndpointState) {
         guard new != state else { return }
         previousState = state

@@ -1,4 +1,6 @@
+import CapdiagEngine
 import CapdiagFlow
+import CapdiagProtocols
 import CapdiagWire
 
 /// A packet reference in JSON: frame number, absolute time, and offset from the flow's start.
@@ -74,6 +76,11 @@ public struct ICMPRecord: Codable, Sendable, Equatable {
     public var about: String
 }
 
+public struct StreamsRecord: Codable, Sendable, Equatable {
+    public var orig: StreamRecord
+    public var resp: StreamRecord
+}
+
 /// One TCP connection in the JSON output (schema in docs/json-schema.md).
 public struct FlowRecord: Codable, Sendable, Equatable {
     public var type = "flow"
@@ -94,8 +101,12 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     public var resp: DirectionRecord
     public var icmpError: ICMPRecord?
     public var anomalies: [String]
+    /// What the connection speaks, by content: `http`, `other` or `none` (no payload).
+    public var application: String
+    public var http: HTTPRecord?
+    public var stream: StreamsRecord?
 
-    public init(_ flow: TCPFlow) {
+    public init(_ flow: TCPFlow, session: ProtocolSession? = nil) {
         let start = flow.first.time
         func packet(_ ref: PacketRef?) -> PacketRecord? { ref.map { PacketRecord($0, flowStart: start) } }
         func control(_ mark: ControlMark?) -> ControlRecord? {
@@ -144,23 +155,30 @@ public struct FlowRecord: Codable, Sendable, Equatable {
                 about: $0.aboutDirection == .originator ? "originator" : "responder")
         }
         anomalies = flow.anomalies.names
+        application = session?.application.name ?? "none"
+        http = HTTPRecord(session)
+        stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }
     }
 
     /// Resets, refusals and unanswered or half-open handshakes: what an engineer looks at first.
     public var isFlagged: Bool {
-        Self.isFlagged(connState: connState, resets: orig.rst + resp.rst, icmpError: icmpError != nil)
+        Self.isFlagged(
+            connState: connState, resets: orig.rst + resp.rst, icmpError: icmpError != nil,
+            httpProblems: http?.problemCount ?? 0)
     }
 
-    public static func isFlagged(_ flow: TCPFlow) -> Bool {
-        isFlagged(
+    public static func isFlagged(_ flow: TCPFlow, session: ProtocolSession?) -> Bool {
+        var problems = 0
+        if let session, case .http(let connection) = session.application { problems = connection.problemCount }
+        return isFlagged(
             connState: flow.connState.rawValue, resets: flow.orig.rstCount + flow.resp.rstCount,
-            icmpError: flow.firstICMPError != nil)
+            icmpError: flow.firstICMPError != nil, httpProblems: problems)
     }
 
-    static func isFlagged(connState: String, resets: Int, icmpError: Bool) -> Bool {
+    static func isFlagged(connState: String, resets: Int, icmpError: Bool, httpProblems: Int) -> Bool {
         switch connState {
         case "REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "S0", "SH", "SHR": true
-        default: resets > 0 || icmpError
+        default: resets > 0 || icmpError || httpProblems > 0
         }
     }
 }

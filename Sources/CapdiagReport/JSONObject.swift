@@ -1,3 +1,5 @@
+import CapdiagProtocols
+
 /// A small JSON object writer for the per-flow output, which Foundation's `JSONEncoder` makes
 /// about 40 times slower than the analysis itself. Keys are sorted when the text is built, as
 /// `JSONEncoder`'s `.sortedKeys` does, and absent optionals are left out, so both give the same
@@ -16,6 +18,16 @@ struct JSONObject {
     mutating func add(_ key: String, _ value: Bool) { fields.append((key, value ? "true" : "false")) }
 
     mutating func add(_ key: String, _ value: String) { fields.append((key, Self.quoted(value))) }
+
+    mutating func add(_ key: String, _ value: String?) {
+        if let value { add(key, value) }
+    }
+
+    /// Replaces the value of the field added last with already-encoded JSON.
+    mutating func replaceLast(raw: String) {
+        guard !fields.isEmpty else { return }
+        fields[fields.count - 1].value = raw
+    }
 
     mutating func add(_ key: String, _ object: JSONObject?) {
         if let object { fields.append((key, object.text)) }
@@ -67,6 +79,7 @@ extension FlowRecord {
     var jsonObject: JSONObject {
         var o = JSONObject()
         o.add("anomalies", strings: anomalies)
+        o.add("application", application)
         o.add("conn_state", connState)
         o.add("duration_ns", durationNs)
         o.add("end", end)
@@ -74,6 +87,7 @@ extension FlowRecord {
         o.add("first_frame", firstFrame)
         o.add("handshake", handshake.jsonObject)
         o.add("history", history)
+        o.add("http", http?.jsonObject)
         o.add("icmp_error", icmpError?.jsonObject)
         o.add("id", id)
         o.add("last_frame", lastFrame)
@@ -83,6 +97,7 @@ extension FlowRecord {
         o.add("responder", responder.jsonObject)
         o.add("roles_inferred", rolesInferred)
         o.add("start", start)
+        o.add("stream", stream?.jsonObject)
         o.add("type", type)
         return o
     }
@@ -171,6 +186,84 @@ extension ICMPRecord {
         o.add("time", time)
         o.add("type", type)
         o.add("version", version)
+        return o
+    }
+}
+
+extension HTTPRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("exchange_count", exchangeCount)
+        o.add("exchanges", objects: exchanges.map(\.jsonObject))
+        o.add("problem_count", problemCount)
+        o.add("tunnelled", tunnelled)
+        return o
+    }
+}
+
+extension HTTPExchangeRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("chunked", chunked)
+        o.add("declared_body_bytes", declaredBodyBytes)
+        o.add("delivered_body_bytes", deliveredBodyBytes)
+        o.add("host", host)
+        o.add("idle_before_ns", idleBeforeNs)
+        o.add("index", index)
+        o.add("interim_statuses", objects: [])
+        o.replaceLast(raw: "[" + interimStatuses.map(String.init).joined(separator: ",") + "]")
+        o.add("method", method)
+        o.add("problem", problem?.jsonObject)
+        o.add("reason", reason)
+        o.add("request_body_bytes", requestBodyBytes)
+        o.add("request_frame", requestFrame)
+        o.add("request_header_bytes", requestHeaderBytes)
+        o.add("request_ids", objects: requestIds.map(\.jsonObject))
+        o.add("request_time", requestTime)
+        o.add("response_complete_ns", responseCompleteNs)
+        o.add("response_frame", responseFrame)
+        o.add("response_header_bytes", responseHeaderBytes)
+        o.add("status", status)
+        o.add("target", target)
+        o.add("time_to_first_byte_ns", timeToFirstByteNs)
+        return o
+    }
+}
+
+extension HTTPProblem {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("code", code)
+        o.add("detail", detail)
+        return o
+    }
+}
+
+extension HeaderValue {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("name", name)
+        o.add("value", value)
+        return o
+    }
+}
+
+extension StreamsRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("orig", orig.jsonObject)
+        o.add("resp", resp.jsonObject)
+        return o
+    }
+}
+
+extension StreamRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("buffer_overflows", bufferOverflows)
+        o.add("delivered_bytes", deliveredBytes)
+        o.add("gap_bytes", gapBytes)
+        o.add("overlap_conflicts", overlapConflicts)
         return o
     }
 }

@@ -97,14 +97,14 @@ public struct ReportBuilder: Sendable {
 
     /// Counts a flow, building its record only when it is one of those kept: formatting
     /// every flow's times would cost more than tracking it.
-    public mutating func add(_ flow: TCPFlow) {
-        let isFlagged = FlowRecord.isFlagged(flow)
+    public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil) {
+        let isFlagged = FlowRecord.isFlagged(flow, session: session)
         let kept = isFlagged ? flagged.count < keep : others.count < keep
         guard kept else {
             count(connState: flow.connState.rawValue, flagged: isFlagged)
             return
         }
-        add(FlowRecord(flow))
+        add(FlowRecord(flow, session: session))
     }
 
     private mutating func count(connState: String, flagged isFlagged: Bool) {
@@ -113,7 +113,7 @@ public struct ReportBuilder: Sendable {
         if isFlagged { flaggedCount += 1 }
     }
 
-    public func summary(inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable)
+    public func summary(inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable<ProtocolSession>)
         -> SummaryRecord
     {
         let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }

@@ -114,12 +114,12 @@ struct Capdiag: ParsableCommand {
         var document = format == .json ? JSONDocumentWriter(write: output.write) : nil
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
 
-        func take(_ flow: TCPFlow) {
+        func take(_ flow: TCPFlow, _ session: ProtocolSession) {
             guard format != .text else {
-                builder.add(flow)
+                builder.add(flow, session: session)
                 return
             }
-            let record = FlowRecord(flow)
+            let record = FlowRecord(flow, session: session)
             builder.add(record)
             if format == .json {
                 document?.add(record)

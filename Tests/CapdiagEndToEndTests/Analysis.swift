@@ -12,8 +12,8 @@ func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, option
     var analyzer = Analyzer(options: options)
     var builder = ReportBuilder(keep: 1000)
     var flows: [FlowRecord] = []
-    func take(_ flow: TCPFlow) {
-        let record = FlowRecord(flow)
+    func take(_ flow: TCPFlow, _ session: ProtocolSession) {
+        let record = FlowRecord(flow, session: session)
         flows.append(record)
         builder.add(record)
     }

@@ -9,7 +9,7 @@ struct Scenario {
     static let gateway = Endpoint(address: IPAddress(ipv4: 0x0A00_0001), port: 50000)
     static let upstream = Endpoint(address: IPAddress(ipv4: 0x0A00_0002), port: 8080)
 
-    var table: FlowTable
+    var table: FlowTable<NoSession>
     var frame = 0
     var time: Int64 = 1_700_000_000 * 1_000_000_000
 
@@ -42,7 +42,7 @@ struct Scenario {
     mutating func finishedFlows() -> [TCPFlow] {
         table.finishAll()
         var flows: [TCPFlow] = []
-        table.drainFinished { flows.append($0) }
+        table.drainFinished { flow, _ in flows.append(flow) }
         return flows
     }
 }
@@ -214,7 +214,7 @@ struct Scenario {
         s.send(.syn, seq: 1000)
         s.send(from: Endpoint(address: IPAddress(ipv4: 0x0A00_0003), port: 1), to: Scenario.upstream, .syn, seq: 1, after: 20_000)
         var ended: [TCPFlow] = []
-        s.table.drainFinished { ended.append($0) }
+        s.table.drainFinished { flow, _ in ended.append(flow) }
         #expect(ended.count == 1)
         #expect(ended.first?.end == .idleTimeout)
         #expect(s.table.activeFlows == 1)
