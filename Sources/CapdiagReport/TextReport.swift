@@ -1,4 +1,5 @@
 import CapdiagFlow
+import CapdiagProtocols
 import CapdiagWire
 
 /// The human-readable summary printed on stdout by default.
@@ -89,7 +90,46 @@ public enum TextReport {
         }
         if !flow.anomalies.isEmpty { events.append(flow.anomalies.joined(separator: ",")) }
         if !events.isEmpty { text += "      " + events.joined(separator: "; ") + "\n" }
+        if let http = flow.http {
+            for exchange in http.exchanges.prefix(exchangeLinesPerFlow) { text += "      " + line(exchange) + "\n" }
+            if http.exchangeCount > exchangeLinesPerFlow {
+                text += "      … \(http.exchangeCount - exchangeLinesPerFlow) more HTTP exchanges"
+                text += " (\(http.problemCount) with a problem in all)\n"
+            }
+        }
         return text
+    }
+
+    static let exchangeLinesPerFlow = 5
+
+    /// One HTTP exchange: `HTTP GET /path -> 200 OK, 512 B body, first byte after 0.012s`.
+    static func line(_ exchange: HTTPExchangeRecord) -> String {
+        var text = "HTTP \(exchange.method ?? "?") \(safe(exchange.target ?? "?"))"
+        if let status = exchange.status {
+            text += " -> \(status) \(safe(exchange.reason ?? ""))"
+            if !exchange.interimStatuses.isEmpty {
+                text += " (after \(exchange.interimStatuses.map(String.init).joined(separator: ", ")))"
+            }
+            text += ", \(exchange.deliveredBodyBytes) B body"
+        }
+        if let ttfb = exchange.timeToFirstByteNs { text += ", first byte after \(formatDuration(ttfb))" }
+        if let idle = exchange.idleBeforeNs { text += ", connection reused after \(formatDuration(idle)) idle" }
+        if let problem = exchange.problem { text += "  [\(problem.code): \(safe(problem.detail))]" }
+        return text
+    }
+
+    /// Captured text with control characters shown as escapes, so nothing from the wire can
+    /// drive the terminal.
+    static func safe(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value) {
+                out += "\\x" + String(scalar.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     static func endpoint(_ endpoint: EndpointRecord) -> String {

@@ -134,6 +134,11 @@ public struct HTTPConnection: Sendable {
                 exchange.problem = HTTPProblem(code: "response_cut_short", detail: cutShortDetail(kind, result.missing))
                 finishFirst(exchange)
             }
+            // Requests still waiting will get no answer on this connection.
+            let how = kind == .rst ? "the server reset the connection" : kind == .fin ? "the server closed the connection (FIN)" : "the capture ended"
+            for index in pending.indices where pending[index].problem == nil && pending[index].firstResponseByte == nil {
+                pending[index].problem = HTTPProblem(code: "request_without_response", detail: "\(how) before any response byte")
+            }
         }
     }
 
@@ -184,7 +189,16 @@ public struct HTTPConnection: Sendable {
             }
         case .tunnel:
             tunnelled = true
+        case .lostSync:
+            if var exchange = pending.last, exchange.requestComplete == nil {
+                exchange.problem = exchange.problem ?? gapProblem
+                pending[pending.count - 1] = exchange
+            }
         }
+    }
+
+    private var gapProblem: HTTPProblem {
+        HTTPProblem(code: "capture_gap", detail: "bytes missing from the capture inside the message")
     }
 
     private mutating func handleResponse(_ event: HTTPMessageParser.Event, packet: StreamPacket) {
@@ -246,6 +260,10 @@ public struct HTTPConnection: Sendable {
             if let exchange = pending.first ?? orphan { finishFirst(exchange) }
         case .tunnel:
             tunnelled = true
+        case .lostSync:
+            guard var exchange = pending.first ?? orphan else { return }
+            exchange.problem = exchange.problem ?? gapProblem
+            finishFirst(exchange)
         }
     }
 

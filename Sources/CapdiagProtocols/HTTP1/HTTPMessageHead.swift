@@ -101,7 +101,12 @@ enum HeadParser {
         }
         var head = HTTPMessageHead(version: "")
         head.headerSectionSize = bytes.count
-        let parts = startLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
+        // A request line may be split on runs of whitespace (RFC 9112 §3: recipients MAY); a
+        // status line is parsed strictly.
+        let parts =
+            isResponse
+            ? startLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
+            : startLine.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
         if isResponse {
             // status-line = HTTP-version SP status-code SP [ reason-phrase ]
             guard parts.count >= 2, isHTTPVersion(parts[0]), parts[1].count == 3,
@@ -145,7 +150,10 @@ enum HeadParser {
             case "content-length":
                 for item in value.split(separator: ",") {
                     let digits = item.trimmingSpaces
-                    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(\.isASCIIDigit), let number = Int64(digits)
+                    // 1*DIGIT (RFC 9110 §8.6): leading zeros are valid; the value must fit.
+                    let significant = digits.drop { $0 == "0" }
+                    guard !digits.isEmpty, significant.count <= 18, digits.allSatisfy(\.isASCIIDigit),
+                        let number = Int64(significant.isEmpty ? "0" : String(significant))
                     else { return .failure(.badContentLength("Content-Length: \(value)")) }
                     contentLengths.append(number)
                 }

@@ -22,6 +22,9 @@ public struct HTTPMessageParser: Sendable {
         case violation(HTTPViolation)
         /// The rest of the stream is not HTTP (CONNECT or 101 Switching Protocols).
         case tunnel
+        /// Bytes lost from the capture broke the message in progress; the parser waits for a
+        /// chunk that starts a new message.
+        case lostSync
     }
 
     enum State: Sendable, Equatable {
@@ -35,6 +38,8 @@ public struct HTTPMessageParser: Sendable {
         case untilClose
         case tunnel
         case failed
+        /// After a gap: waiting for a delivered chunk that begins a new message.
+        case resync
     }
 
     public let role: Role
@@ -79,9 +84,15 @@ public struct HTTPMessageParser: Sendable {
     public mutating func feed(_ bytes: RawSpan, _ event: (Event) -> Void) {
         var index = 0
         let count = bytes.byteCount
+        if state == .resync {
+            // Messages start at segment boundaries in practice: resume at a chunk that looks
+            // like a start line.
+            guard startsMessage(bytes) else { return }
+            state = .idle
+        }
         while index < count {
             switch state {
-            case .failed, .tunnel:
+            case .failed, .tunnel, .resync:
                 return
             case .idle:
                 // Between messages, stray CRLFs are skipped (RFC 9112 §2.2).
@@ -147,7 +158,7 @@ public struct HTTPMessageParser: Sendable {
     ///   message normally (close-delimited body).
     public mutating func close(_ kind: CloseKind, _ event: (Event) -> Void) -> (cutShort: Bool, missing: Int64?) {
         switch state {
-        case .idle, .failed, .tunnel:
+        case .idle, .failed, .tunnel, .resync:
             return (false, nil)
         case .untilClose:
             if kind == .fin {
@@ -189,14 +200,31 @@ public struct HTTPMessageParser: Sendable {
             bodyBytes += length
             state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
             return true
-        case .untilClose, .tunnel, .failed:
+        case .untilClose, .tunnel, .failed, .resync:
             return true
-        case .head:
-            fail(.gapInHeaderSection, event)
-            return false
+        case .idle:
+            state = .resync
+            return true
         default:
-            state = .failed
-            return false
+            state = .resync
+            event(.lostSync)
+            return true
+        }
+    }
+
+    /// Whether a chunk begins with a start line: `HTTP/1.` for a response, an upper-case
+    /// method and a space for a request.
+    private func startsMessage(_ bytes: RawSpan) -> Bool {
+        let count = min(bytes.byteCount, 16)
+        guard count >= 4 else { return false }
+        var prefix: [UInt8] = []
+        for index in 0..<count { prefix.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
+        switch role {
+        case .response:
+            return prefix.count >= 7 && prefix[0..<7].elementsEqual("HTTP/1.".utf8)
+        case .request:
+            guard let space = prefix.firstIndex(of: UInt8(ascii: " ")), space >= 3 else { return false }
+            return prefix[..<space].allSatisfy { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
         }
     }
 
