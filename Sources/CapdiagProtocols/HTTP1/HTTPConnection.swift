@@ -20,6 +20,11 @@ public struct StreamPacket: Sendable, Equatable {
 public struct HTTPProblem: Sendable, Equatable, Codable {
     public var code: String
     public var detail: String
+
+    public init(code: String, detail: String) {
+        self.code = code
+        self.detail = detail
+    }
 }
 
 /// One request and its response on a connection.
