@@ -6,6 +6,7 @@ import CapdiagWire
 public enum Application: Sendable {
     case undecided
     case http(HTTPConnection)
+    case tls(TLSConnection)
     /// Something else: the reason it is not analysed (e.g. "server spoke first").
     case other(String)
 
@@ -13,6 +14,7 @@ public enum Application: Sendable {
         switch self {
         case .undecided: "none"
         case .http: "http"
+        case .tls: "tls"
         case .other: "other"
         }
     }
@@ -111,7 +113,8 @@ public struct ProtocolSession: FlowSession, Sendable {
         if side == .server {
             return prefix.starts(with: Array("HTTP/".prefix(count).utf8)) ? .http(HTTPConnection()) : .other("server spoke first")
         }
-        if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return .other("tls") }
+        // A TLS handshake record: content type 22, version major 3 (RFC 8446 §5.1).
+        if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return .tls(TLSConnection()) }
         // A request line starts with a method token and a space (RFC 9112 §3).
         let token = prefix.prefix { byte in
             (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
@@ -129,17 +132,34 @@ struct ApplicationSink: StreamSink {
     let side: StreamSide
 
     mutating func data(_ bytes: RawSpan, packet: PacketRef) {
-        guard case .http(var connection) = application else { return }
-        application = .undecided
-        connection.received(bytes, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
-        application = .http(connection)
+        let streamPacket = StreamPacket(frame: packet.frame, time: packet.time)
+        switch application {
+        case .http(var connection):
+            application = .undecided
+            connection.received(bytes, from: side, packet: streamPacket)
+            application = .http(connection)
+        case .tls(var connection):
+            application = .undecided
+            connection.received(bytes, from: side, packet: streamPacket)
+            application = .tls(connection)
+        case .undecided, .other:
+            break
+        }
     }
 
     mutating func gap(_ length: Int64, packet: PacketRef) {
-        guard case .http(var connection) = application else { return }
-        application = .undecided
-        connection.gap(length, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
-        application = .http(connection)
+        switch application {
+        case .http(var connection):
+            application = .undecided
+            connection.gap(length, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
+            application = .http(connection)
+        case .tls(var connection):
+            application = .undecided
+            connection.gap(from: side)
+            application = .tls(connection)
+        case .undecided, .other:
+            break
+        }
     }
 
     mutating func closed(_ kind: CloseKind, packet: PacketRef) {

@@ -104,6 +104,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     /// What the connection speaks, by content: `http`, `other` or `none` (no payload).
     public var application: String
     public var http: HTTPRecord?
+    public var tls: TLSRecord?
     public var stream: StreamsRecord?
 
     public init(_ flow: TCPFlow, session: ProtocolSession? = nil) {
@@ -157,6 +158,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         anomalies = flow.anomalies.names
         application = session?.application.name ?? "none"
         http = HTTPRecord(session)
+        tls = TLSRecord(session)
         stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }
     }
 
@@ -164,12 +166,13 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     public var isFlagged: Bool {
         Self.isFlagged(
             connState: connState, resets: orig.rst + resp.rst, icmpError: icmpError != nil,
-            httpProblems: http?.problemCount ?? 0)
+            httpProblems: (http?.problemCount ?? 0) + (tls?.hasProblem == true ? 1 : 0))
     }
 
     public static func isFlagged(_ flow: TCPFlow, session: ProtocolSession?) -> Bool {
         var problems = 0
         if let session, case .http(let connection) = session.application { problems = connection.problemCount }
+        if TLSRecord(session)?.hasProblem == true { problems += 1 }
         return isFlagged(
             connState: flow.connState.rawValue, resets: flow.orig.rstCount + flow.resp.rstCount,
             icmpError: flow.firstICMPError != nil, httpProblems: problems)

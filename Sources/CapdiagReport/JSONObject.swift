@@ -98,6 +98,7 @@ extension FlowRecord {
         o.add("roles_inferred", rolesInferred)
         o.add("start", start)
         o.add("stream", stream?.jsonObject)
+        o.add("tls", tls?.jsonObject)
         o.add("type", type)
         return o
     }
@@ -264,6 +265,52 @@ extension StreamRecord {
         o.add("delivered_bytes", deliveredBytes)
         o.add("gap_bytes", gapBytes)
         o.add("overlap_conflicts", overlapConflicts)
+        return o
+    }
+}
+
+extension EventRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("frame", frame)
+        o.add("time", time)
+        return o
+    }
+}
+
+extension TLSAlertRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("description", description)
+        o.add("description_code", descriptionCode)
+        o.add("encrypted", encrypted)
+        o.add("frame", frame)
+        o.add("level", level)
+        o.add("side", side)
+        o.add("time", time)
+        return o
+    }
+}
+
+extension TLSRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("alert_after_handshake_without_data", alertAfterHandshakeWithoutData)
+        o.add("alerts", objects: alerts.map(\.jsonObject))
+        o.add("alpn", alpn)
+        o.add("cipher_suite", cipherSuite)
+        o.add("client_change_cipher_spec", clientChangeCipherSpec?.jsonObject)
+        o.add("client_violation", clientViolation)
+        o.add("first_client_application_data", firstClientApplicationData?.jsonObject)
+        o.add("first_server_application_data", firstServerApplicationData?.jsonObject)
+        o.add("handshake_completed", handshakeCompleted)
+        o.add("offered_alpn", strings: offeredAlpn)
+        o.add("offered_versions", strings: offeredVersions)
+        o.add("plaintext_http_reply", plaintextHttpReply?.jsonObject)
+        o.add("server_change_cipher_spec", serverChangeCipherSpec?.jsonObject)
+        o.add("server_name", serverName)
+        o.add("server_violation", serverViolation)
+        o.add("version", version)
         return o
     }
 }

@@ -97,7 +97,28 @@ public enum TextReport {
                 text += " (\(http.problemCount) with a problem in all)\n"
             }
         }
+        if let tls = flow.tls { text += "      " + line(tls) + "\n" }
         return text
+    }
+
+    /// The TLS handshake in one line.
+    static func line(_ tls: TLSRecord) -> String {
+        var parts: [String] = []
+        var hello = "TLS"
+        if let name = tls.serverName { hello += " SNI \(safe(name))" }
+        if !tls.offeredVersions.isEmpty { hello += ", offered \(tls.offeredVersions.joined(separator: "/"))" }
+        parts.append(hello)
+        if let version = tls.version { parts.append("server chose \(version) \(tls.cipherSuite ?? "")") }
+        parts.append(tls.handshakeCompleted ? "handshake completed" : "handshake not completed")
+        for alert in tls.alerts {
+            let level = alert.level == 2 ? "fatal " : alert.level == 1 ? "warning " : ""
+            let what = alert.encrypted ? "encrypted alert" : "alert \(level)\(alert.description ?? "?")"
+            parts.append("\(what) from \(alert.side) (frame \(alert.frame))")
+        }
+        if tls.alertAfterHandshakeWithoutData { parts.append("client alerted right after the handshake, no data sent") }
+        if let reply = tls.plaintextHttpReply { parts.append("server answered with plain HTTP (frame \(reply.frame))") }
+        if let violation = tls.serverViolation, tls.plaintextHttpReply == nil { parts.append("server: \(safe(violation))") }
+        return parts.joined(separator: "; ")
     }
 
     static let exchangeLinesPerFlow = 5
