@@ -1,4 +1,5 @@
 import CapdiagFlow
+import CapdiagProtocols
 import CapdiagWire
 
 /// Options of one analysis.
@@ -15,6 +16,8 @@ public struct AnalyzerOptions: Sendable {
 public struct Analyzer {
     public private(set) var stats = AnalyzerStats()
     public private(set) var flows: FlowTable<ProtocolSession>
+    /// DNS over UDP (port 53).
+    public private(set) var dns = DNSTracker()
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
         flows = FlowTable(options: options.flowTable)
@@ -54,8 +57,20 @@ public struct Analyzer {
                 segment, payload: payload,
                 sender: Endpoint(address: decoded.ip.source, port: header.sourcePort),
                 receiver: Endpoint(address: decoded.ip.destination, port: header.destinationPort))
-        case .udp:
+        case .udp(let udp):
             stats.udp += 1
+            if udp.sourcePort == 53 || udp.destinationPort == 53 {
+                // DNS is rare next to TCP: copying its payload costs one allocation per message.
+                var message: [UInt8] = []
+                message.reserveCapacity(decoded.capturedPayloadLength)
+                for index in decoded.payloadOffset..<(decoded.payloadOffset + decoded.capturedPayloadLength) {
+                    message.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self))
+                }
+                dns.message(
+                    message, source: Endpoint(address: decoded.ip.source, port: udp.sourcePort).description,
+                    destination: Endpoint(address: decoded.ip.destination, port: udp.destinationPort).description,
+                    frame: packet.frame, time: time)
+            }
         case .icmp(let message):
             stats.icmp += 1
             guard message.isError, let quoted = message.quoted, quoted.transportProtocol == IPProtocol.tcp else { return }
@@ -70,7 +85,10 @@ public struct Analyzer {
     }
 
     /// Ends the analysis: every flow still held is finished.
-    public mutating func finish() { flows.finishAll() }
+    public mutating func finish() {
+        flows.finishAll()
+        dns.finish()
+    }
 
     /// Hands every flow that has ended since the last call to `body`.
     public mutating func drainFinishedFlows(_ body: (TCPFlow, ProtocolSession) -> Void) { flows.drainFinished(body) }

@@ -7,6 +7,7 @@ public enum Application: Sendable {
     case undecided
     case http(HTTPConnection)
     case tls(TLSConnection)
+    case dns(DNSStream)
     /// Something else: the reason it is not analysed (e.g. "server spoke first").
     case other(String)
 
@@ -15,6 +16,7 @@ public enum Application: Sendable {
         case .undecided: "none"
         case .http: "http"
         case .tls: "tls"
+        case .dns: "dns"
         case .other: "other"
         }
     }
@@ -37,7 +39,15 @@ public struct ProtocolSession: FlowSession, Sendable {
         let side: StreamSide = direction == .originator ? .client : .server
         let packet = segment.packet
         if let dataOffset, payload.byteCount > 0 {
-            if case .undecided = application { application = Self.detect(payload, from: side) }
+            if case .undecided = application {
+                let header = segment.header
+                if header.sourcePort == 53 || header.destinationPort == 53 {
+                    // DNS over TCP has no signature to detect; port 53 decides.
+                    application = .dns(DNSStream(client: flow.originator.description, server: flow.responder.description))
+                } else {
+                    application = Self.detect(payload, from: side)
+                }
+            }
             var sink = ApplicationSink(application: application, side: side)
             application = .undecided
             if side == .client {
@@ -75,9 +85,15 @@ public struct ProtocolSession: FlowSession, Sendable {
         let notify = flow.end == .endOfCapture
         if !clientClosed { close(.client, by: .endOfCapture, packet: flow.last, notify: notify) }
         if !serverClosed { close(.server, by: .endOfCapture, packet: flow.last, notify: notify) }
-        if case .http(var connection) = application {
+        switch application {
+        case .http(var connection):
             connection.finish()
             application = .http(connection)
+        case .dns(var stream):
+            stream.finish()
+            application = .dns(stream)
+        default:
+            break
         }
     }
 
@@ -142,6 +158,10 @@ struct ApplicationSink: StreamSink {
             application = .undecided
             connection.received(bytes, from: side, packet: streamPacket)
             application = .tls(connection)
+        case .dns(var stream):
+            application = .undecided
+            stream.received(bytes, from: side, packet: streamPacket)
+            application = .dns(stream)
         case .undecided, .other:
             break
         }
@@ -157,6 +177,10 @@ struct ApplicationSink: StreamSink {
             application = .undecided
             connection.gap(from: side)
             application = .tls(connection)
+        case .dns(var stream):
+            application = .undecided
+            stream.gap()
+            application = .dns(stream)
         case .undecided, .other:
             break
         }

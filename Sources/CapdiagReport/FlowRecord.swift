@@ -105,6 +105,8 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     public var application: String
     public var http: HTTPRecord?
     public var tls: TLSRecord?
+    /// DNS over TCP on this connection.
+    public var dns: DNSRecord?
     public var stream: StreamsRecord?
 
     public init(_ flow: TCPFlow, session: ProtocolSession? = nil) {
@@ -159,6 +161,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         application = session?.application.name ?? "none"
         http = HTTPRecord(session)
         tls = TLSRecord(session)
+        if let session, case .dns(let stream) = session.application { dns = DNSRecord(stream.tracker) }
         stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }
     }
 

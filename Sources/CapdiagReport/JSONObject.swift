@@ -81,6 +81,7 @@ extension FlowRecord {
         o.add("anomalies", strings: anomalies)
         o.add("application", application)
         o.add("conn_state", connState)
+        o.add("dns", dns?.jsonObject)
         o.add("duration_ns", durationNs)
         o.add("end", end)
         o.add("ended_by", endedBy)
@@ -311,6 +312,55 @@ extension TLSRecord {
         o.add("server_name", serverName)
         o.add("server_violation", serverViolation)
         o.add("version", version)
+        return o
+    }
+}
+
+extension DNSRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("answer_changes", objects: answerChanges.map(\.jsonObject))
+        o.add("malformed", malformed)
+        o.add("problems", objects: problems.map(\.jsonObject))
+        o.add("queries", queries)
+        var codes = JSONObject()
+        for (key, value) in rcodes { codes.add(key, value) }
+        o.add("rcodes", codes)
+        o.add("responses", responses)
+        o.add("unanswered", unanswered)
+        o.add("unmatched_responses", unmatchedResponses)
+        return o
+    }
+}
+
+extension DNSTransactionRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("answers", strings: answers)
+        o.add("client", client)
+        o.add("id", id)
+        o.add("latency_ns", latencyNs)
+        o.add("name", name)
+        o.add("query_frame", queryFrame)
+        o.add("query_time", queryTime)
+        o.add("query_type", queryType)
+        o.add("rcode", rcode)
+        o.add("response_frame", responseFrame)
+        o.add("server", server)
+        o.add("truncated", truncated)
+        return o
+    }
+}
+
+extension DNSAnswerChangeRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("after", strings: after)
+        o.add("before", strings: before)
+        o.add("frame", frame)
+        o.add("name", name)
+        o.add("query_type", queryType)
+        o.add("time", time)
         return o
     }
 }

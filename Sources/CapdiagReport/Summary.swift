@@ -1,5 +1,6 @@
 import CapdiagEngine
 import CapdiagFlow
+import CapdiagProtocols
 import CapdiagWire
 
 /// One input file as the report shows it.
@@ -71,6 +72,8 @@ public struct SummaryRecord: Codable, Sendable, Equatable {
     public var schema: String
     public var capture: CaptureRecord
     public var flows: FlowCounts
+    /// DNS over UDP; absent when there was none.
+    public var dns: DNSRecord?
 }
 
 /// Collects flow records as they finish, keeping counts for all and the records of at most
@@ -113,9 +116,10 @@ public struct ReportBuilder: Sendable {
         if isFlagged { flaggedCount += 1 }
     }
 
-    public func summary(inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable<ProtocolSession>)
-        -> SummaryRecord
-    {
+    public func summary(
+        inputs: [InputRecord], filter: String?, stats: AnalyzerStats, table: FlowTable<ProtocolSession>,
+        dns: DNSTracker? = nil
+    ) -> SummaryRecord {
         let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }
             .sorted { ($0.count, $1.layer, $1.reason) > ($1.count, $0.layer, $0.reason) }
         let capture = CaptureRecord(
@@ -131,6 +135,7 @@ public struct ReportBuilder: Sendable {
             schema: Self.schema, capture: capture,
             flows: FlowCounts(
                 total: total, byConnState: byConnState, flagged: flaggedCount, peakActive: table.peakFlows,
-                evicted: table.evictedFlows))
+                evicted: table.evictedFlows),
+            dns: dns.flatMap { $0.queries + $0.responses + $0.malformed > 0 ? DNSRecord($0) : nil })
     }
 }

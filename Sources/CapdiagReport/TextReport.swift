@@ -36,6 +36,8 @@ public enum TextReport {
             out += "\(packets.icmpErrorsUnmatched) for no tracked flow\n"
         }
 
+        if let dns = summary.dns { out += render(dns) }
+
         let flows = summary.flows
         out += "\nTCP flows: \(flows.total)"
         out += " (at most \(flows.peakActive) open at once"
@@ -98,6 +100,9 @@ public enum TextReport {
             }
         }
         if let tls = flow.tls { text += "      " + line(tls) + "\n" }
+        if let dns = flow.dns {
+            text += "      DNS over TCP: \(dns.queries) queries, \(dns.responses) responses, \(dns.unanswered) unanswered\n"
+        }
         return text
     }
 
@@ -122,6 +127,22 @@ public enum TextReport {
     }
 
     static let exchangeLinesPerFlow = 5
+
+    static func render(_ dns: DNSRecord) -> String {
+        var out = "\nDNS: \(dns.queries) queries, \(dns.responses) responses, \(dns.unanswered) unanswered"
+        let codes = dns.rcodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        if !codes.isEmpty { out += " (\(codes))" }
+        out += "\n"
+        for problem in dns.problems {
+            out += "  \(problem.rcode ?? "no answer") for \(safe(problem.name)) type \(problem.queryType)"
+            out += " from \(problem.server) (query frame \(problem.queryFrame))\n"
+        }
+        for change in dns.answerChanges {
+            out += "  answer for \(safe(change.name)) changed from \(change.before.joined(separator: ","))"
+            out += " to \(change.after.joined(separator: ",")) (frame \(change.frame))\n"
+        }
+        return out
+    }
 
     /// One HTTP exchange: `HTTP GET /path -> 200 OK, 512 B body, first byte after 0.012s`.
     static func line(_ exchange: HTTPExchangeRecord) -> String {

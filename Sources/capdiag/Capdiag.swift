@@ -157,7 +157,7 @@ struct Capdiag: ParsableCommand {
         for input in reader.inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
         }
-        let summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows)
+        let summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         switch format {
         case .text: output.write(TextReport.render(summary: summary, builder: builder))
         case .json: document?.finish(summary)

@@ -31,5 +31,5 @@ func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, option
             stop: input.stop == .packetLimit ? "packet_limit" : input.stop == .endOfFile ? "end_of_file" : "read_error",
             error: { if case .readError(let text) = input.stop { return text } else { return nil } }())
     }
-    return (flows, builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows))
+    return (flows, builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns))
 }

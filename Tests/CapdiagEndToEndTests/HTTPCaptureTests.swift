@@ -48,3 +48,17 @@ import Testing
         #expect(exchange.responseHeaderBytes == 10_047)
     }
 }
+
+@Suite struct DNSCapture {
+    @Test func rcodesUnansweredChangesAndTCP() throws {
+        let (flows, summary) = try analyze([Locations.capture("lo-dns.pcap")])
+        let dns = try #require(summary.dns)
+        #expect(dns.queries == 6 && dns.responses == 5 && dns.unanswered == 1)
+        #expect(dns.rcodes == ["NOERROR": 2, "NXDOMAIN": 1, "SERVFAIL": 1, "REFUSED": 1])
+        #expect(dns.problems.map(\.name) == ["missing.test", "broken.test", "refused.test", "silent.test"])
+        let change = try #require(dns.answerChanges.first)
+        #expect(change.name == "good.test" && change.before == ["10.0.0.1"] && change.after == ["10.0.0.2"])
+        let tcp = try #require(flows.first?.dns)
+        #expect(tcp.queries == 1 && tcp.responses == 1 && tcp.unanswered == 0)
+    }
+}
