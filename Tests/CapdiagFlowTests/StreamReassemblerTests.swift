@@ -1,3 +1,4 @@
+import CapdiagTestSupport
 import CapdiagWire
 import Testing
 
@@ -11,18 +12,6 @@ struct Collector: StreamSink {
         for index in 0..<span.byteCount { bytes.append(span.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
     }
     mutating func gap(_ length: Int64, packet: PacketRef) { gaps.append(length) }
-}
-
-/// A deterministic generator (SplitMix64) so every failing case can be replayed by its seed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 0))
