@@ -54,5 +54,8 @@ let package = Package(
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    // The packet path crosses modules through generics (FlowTable<Session>, StreamSink):
+    // without cross-module optimization they run unspecialized, through witness tables.
+    settings.append(.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)))
     target.swiftSettings = settings
 }

@@ -3,8 +3,9 @@
 
 Usage: make-capture.py OUTPUT.pcap [TARGET_MB]   (default 600 MB)
 
-Flows run 64 at a time, interleaved packet by packet. Each is a keep-alive HTTP exchange:
-handshake, a 350-byte request, a response of 1-6 full-size segments, ACKs, FIN both ways.
+Flows run 64 at a time, interleaved packet by packet. Each is an HTTP exchange: handshake,
+a 350-byte GET, a 200 response with Content-Length filling 1-6 full-size segments, ACKs, FIN
+both ways.
 One flow in 50 is refused (SYN, RST) and one in 40 retransmits a response segment, so the
 analysis does real work. The same arguments always give the same bytes.
 """
@@ -17,29 +18,43 @@ rng = random.Random(502)
 def ip4(a): return struct.pack("!I", a)
 GATEWAY, UPSTREAM = 0x0A000001, 0x0A000002
 
-def frame(src, dst, sport, dport, seq, ack, flags, payload_len):
+def frame(src, dst, sport, dport, seq, ack, flags, payload):
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 64240, 0, 0)
-    total = 20 + 20 + payload_len
+    total = 20 + 20 + len(payload)
     ip = struct.pack("!BBHHHBBH", 0x45, 0, total, 0, 0x4000, 64, 6, 0) + ip4(src) + ip4(dst)
     eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
-    return eth + ip + tcp + (b"x" * payload_len)
+    return eth + ip + tcp + payload
+
+def request(n):
+    head = b"GET /item/%d HTTP/1.1\r\nHost: upstream\r\nX-Request-Id: bench-%d\r\nX-Pad: " % (n, n)
+    return head + b"p" * (350 - len(head) - 4) + b"\r\n\r\n"
+
+def response(segments):
+    total = segments * 1400
+    for digits in range(1, 8):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (total - 60)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (total - len(head))
+    return head + b"b" * (total - len(head))
 
 def flow_packets(n):
     sport = 1024 + (n % 60000)
     up = 8080 + (n % 4)
     c, s = rng.getrandbits(32), rng.getrandbits(32)
     SYN, ACK, PSH, FIN, RST = 0x02, 0x10, 0x08, 0x01, 0x04
-    g = lambda seq, ack, fl, ln=0: frame(GATEWAY, UPSTREAM, sport, up, seq, ack, fl, ln)
-    u = lambda seq, ack, fl, ln=0: frame(UPSTREAM, GATEWAY, up, sport, seq, ack, fl, ln)
+    g = lambda seq, ack, fl, data=b"": frame(GATEWAY, UPSTREAM, sport, up, seq, ack, fl, data)
+    u = lambda seq, ack, fl, data=b"": frame(UPSTREAM, GATEWAY, up, sport, seq, ack, fl, data)
     if n % 50 == 7:
         return [g(c, 0, SYN), u(0, c + 1, RST | ACK)]
-    p = [g(c, 0, SYN), u(s, c + 1, SYN | ACK), g(c + 1, s + 1, ACK), g(c + 1, s + 1, PSH | ACK, 350)]
+    p = [g(c, 0, SYN), u(s, c + 1, SYN | ACK), g(c + 1, s + 1, ACK), g(c + 1, s + 1, PSH | ACK, request(n))]
     cs, ss = c + 351, s + 1
     p.append(u(ss, cs, ACK))
-    for i in range(rng.randint(1, 6)):
-        p.append(u(ss, cs, ACK | (PSH if i == 0 else 0), 1400))
+    segments = rng.randint(1, 6)
+    body = response(segments)
+    for i in range(segments):
+        chunk = body[i * 1400:(i + 1) * 1400]
+        p.append(u(ss, cs, ACK | (PSH if i == 0 else 0), chunk))
         if n % 40 == 3 and i == 0:
-            p.append(u(ss, cs, ACK, 1400))  # retransmission
+            p.append(u(ss, cs, ACK, chunk))  # retransmission
         ss += 1400
         p.append(g(cs, ss, ACK))
     p += [g(cs, ss, FIN | ACK), u(ss, cs + 1, FIN | ACK), g(cs + 1, ss + 1, ACK)]

@@ -22,16 +22,48 @@ public enum Application: Sendable {
     }
 }
 
+/// The protocol analyzer of one connection, held by reference so that each packet updates it
+/// in place: copying the analyzers' state in and out of an enum for every packet cost more than
+/// the parsing. One is allocated per connection that carries payload, never per packet. The
+/// pipeline is single-threaded; the box is never shared between threads.
+final class ApplicationState: @unchecked Sendable {
+    var http: HTTPConnection?
+    var tls: TLSConnection?
+    var dns: DNSStream?
+    var other: String?
+
+    init(_ application: Application) {
+        switch application {
+        case .http(let connection): http = connection
+        case .tls(let connection): tls = connection
+        case .dns(let stream): dns = stream
+        case .other(let reason): other = reason
+        case .undecided: break
+        }
+    }
+
+    var application: Application {
+        if let http { return .http(http) }
+        if let tls { return .tls(tls) }
+        if let dns { return .dns(dns) }
+        if let other { return .other(other) }
+        return .undecided
+    }
+}
+
 /// Per-flow stream reassembly and protocol analysis, carried by the flow table beside each
 /// `TCPFlow`.
 public struct ProtocolSession: FlowSession, Sendable {
     public private(set) var clientStream = StreamReassembler()
     public private(set) var serverStream = StreamReassembler()
-    public private(set) var application: Application = .undecided
+    var state: ApplicationState?
     var clientClosed = false
     var serverClosed = false
 
     public init() {}
+
+    /// What the connection speaks and its analysis (a copy, for reports).
+    public var application: Application { state?.application ?? .undecided }
 
     public mutating func segment(
         _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow
@@ -39,17 +71,17 @@ public struct ProtocolSession: FlowSession, Sendable {
         let side: StreamSide = direction == .originator ? .client : .server
         let packet = segment.packet
         if let dataOffset, payload.byteCount > 0 {
-            if case .undecided = application {
+            if state == nil {
                 let header = segment.header
                 if header.sourcePort == 53 || header.destinationPort == 53 {
                     // DNS over TCP has no signature to detect; port 53 decides.
-                    application = .dns(DNSStream(client: flow.originator.description, server: flow.responder.description))
+                    state = ApplicationState(
+                        .dns(DNSStream(client: flow.originator.description, server: flow.responder.description)))
                 } else {
-                    application = Self.detect(payload, from: side)
+                    state = ApplicationState(Self.detect(payload, from: side))
                 }
             }
-            var sink = ApplicationSink(application: application, side: side)
-            application = .undecided
+            var sink = ApplicationSink(state: state, side: side)
             if side == .client {
                 clientStream.add(payload, at: dataOffset, packet: packet, to: &sink)
                 if segment.payloadLength > payload.byteCount {
@@ -61,17 +93,19 @@ public struct ProtocolSession: FlowSession, Sendable {
                     serverStream.skip(to: dataOffset + Int64(segment.payloadLength), packet: packet, to: &sink)
                 }
             }
-            application = sink.application
         }
         // Bytes the peer acknowledged but the capture never had will not come again: stop
         // waiting for them (capture loss).
         if segment.header.flags.contains(.ack) && !segment.header.flags.contains(.rst),
             let acknowledged = flow[direction.other].acknowledgedOffset
         {
-            withStream(side == .client ? .server : .client) { stream, sink in
-                if let end = stream.bufferedEnd, acknowledged > stream.next {
-                    stream.skip(to: min(acknowledged, end), packet: packet, to: &sink)
+            var sink = ApplicationSink(state: state, side: side == .client ? .server : .client)
+            if side == .client {
+                if let end = serverStream.bufferedEnd, acknowledged > serverStream.next {
+                    serverStream.skip(to: min(acknowledged, end), packet: packet, to: &sink)
                 }
+            } else if let end = clientStream.bufferedEnd, acknowledged > clientStream.next {
+                clientStream.skip(to: min(acknowledged, end), packet: packet, to: &sink)
             }
         }
         let flags = segment.header.flags
@@ -85,39 +119,23 @@ public struct ProtocolSession: FlowSession, Sendable {
         let notify = flow.end == .endOfCapture
         if !clientClosed { close(.client, by: .endOfCapture, packet: flow.last, notify: notify) }
         if !serverClosed { close(.server, by: .endOfCapture, packet: flow.last, notify: notify) }
-        switch application {
-        case .http(var connection):
-            connection.finish()
-            application = .http(connection)
-        case .dns(var stream):
-            stream.finish()
-            application = .dns(stream)
-        default:
-            break
-        }
+        state?.http?.finish()
+        state?.dns?.finish()
     }
 
     /// Flushes one side's stream and tells the application it closed.
     private mutating func close(_ side: StreamSide, by kind: CloseKind, packet: PacketRef, notify: Bool = true) {
+        var sink = ApplicationSink(state: state, side: side)
         if side == .client {
             guard !clientClosed else { return }
             clientClosed = true
+            clientStream.flush(packet: packet, to: &sink)
         } else {
             guard !serverClosed else { return }
             serverClosed = true
+            serverStream.flush(packet: packet, to: &sink)
         }
-        withStream(side) { stream, sink in
-            stream.flush(packet: packet, to: &sink)
-            if notify { sink.closed(kind, packet: packet) }
-        }
-    }
-
-    /// Runs `body` with one side's reassembler and a sink owning the application state.
-    private mutating func withStream(_ side: StreamSide, _ body: (inout StreamReassembler, inout ApplicationSink) -> Void) {
-        var sink = ApplicationSink(application: application, side: side)
-        application = .undecided
-        if side == .client { body(&clientStream, &sink) } else { body(&serverStream, &sink) }
-        application = sink.application
+        if notify { sink.closed(kind, packet: packet) }
     }
 
     /// Decides the protocol from the first payload bytes seen.
@@ -142,54 +160,31 @@ public struct ProtocolSession: FlowSession, Sendable {
     }
 }
 
-/// Forwards reassembled bytes to the application analyzer of one side.
+/// Forwards reassembled bytes of one side to the connection's analyzer, in place.
 struct ApplicationSink: StreamSink {
-    var application: Application
+    let state: ApplicationState?
     let side: StreamSide
 
     mutating func data(_ bytes: RawSpan, packet: PacketRef) {
+        guard let state else { return }
         let streamPacket = StreamPacket(frame: packet.frame, time: packet.time)
-        switch application {
-        case .http(var connection):
-            application = .undecided
-            connection.received(bytes, from: side, packet: streamPacket)
-            application = .http(connection)
-        case .tls(var connection):
-            application = .undecided
-            connection.received(bytes, from: side, packet: streamPacket)
-            application = .tls(connection)
-        case .dns(var stream):
-            application = .undecided
-            stream.received(bytes, from: side, packet: streamPacket)
-            application = .dns(stream)
-        case .undecided, .other:
-            break
+        if state.http != nil {
+            state.http?.received(bytes, from: side, packet: streamPacket)
+        } else if state.tls != nil {
+            state.tls?.received(bytes, from: side, packet: streamPacket)
+        } else if state.dns != nil {
+            state.dns?.received(bytes, from: side, packet: streamPacket)
         }
     }
 
     mutating func gap(_ length: Int64, packet: PacketRef) {
-        switch application {
-        case .http(var connection):
-            application = .undecided
-            connection.gap(length, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
-            application = .http(connection)
-        case .tls(var connection):
-            application = .undecided
-            connection.gap(from: side)
-            application = .tls(connection)
-        case .dns(var stream):
-            application = .undecided
-            stream.gap()
-            application = .dns(stream)
-        case .undecided, .other:
-            break
-        }
+        guard let state else { return }
+        state.http?.gap(length, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
+        state.tls?.gap(from: side)
+        state.dns?.gap()
     }
 
-    mutating func closed(_ kind: CloseKind, packet: PacketRef) {
-        guard case .http(var connection) = application else { return }
-        application = .undecided
-        connection.closed(side, by: kind, packet: StreamPacket(frame: packet.frame, time: packet.time))
-        application = .http(connection)
+    func closed(_ kind: CloseKind, packet: PacketRef) {
+        state?.http?.closed(side, by: kind, packet: StreamPacket(frame: packet.frame, time: packet.time))
     }
 }

@@ -90,16 +90,18 @@ public struct HTTPConnection: Sendable {
 
     /// Feeds in-order bytes from one side.
     public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: StreamPacket) {
+        // The parser is swapped out while it runs, so the event handlers can update the rest
+        // of the connection (a swap moves, it does not copy).
         if side == .client {
-            var parser = requestParser
-            requestParser = HTTPMessageParser(role: .request)
+            var parser = HTTPMessageParser.placeholder
+            swap(&parser, &requestParser)
             parser.feed(bytes) { handleRequest($0, packet: packet) }
-            requestParser = parser
+            swap(&parser, &requestParser)
         } else {
-            var parser = responseParser
-            responseParser = HTTPMessageParser(role: .response)
+            var parser = HTTPMessageParser.placeholder
+            swap(&parser, &responseParser)
             parser.feed(bytes) { handleResponse($0, packet: packet) }
-            responseParser = parser
+            swap(&parser, &responseParser)
         }
     }
 

@@ -52,8 +52,9 @@ public struct HTTPMessageParser: Sendable {
     var bodyBytes: Int64 = 0
     /// Request methods awaiting a response, oldest first (response parsers only).
     var pendingMethods: [String] = []
-    /// The head of the message being parsed.
-    public private(set) var currentHead: HTTPMessageHead?
+
+    /// An empty parser to swap in while the real one runs.
+    static let placeholder = HTTPMessageParser(role: .request)
 
     public init(role: Role, maximumHeaderSection: Int = 65536) {
         self.role = role
@@ -105,7 +106,6 @@ public struct HTTPMessageParser: Sendable {
                 headBuffer.removeAll(keepingCapacity: true)
                 lineLength = 0
                 bodyBytes = 0
-                currentHead = nil
                 event(.messageStarted)
             case .head:
                 let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
@@ -259,7 +259,6 @@ public struct HTTPMessageParser: Sendable {
         case .failure(let violation):
             fail(violation, event)
         case .success(let head):
-            currentHead = head
             event(.head(head))
             startBody(head, event)
         }
