@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a large deterministic pcap of gateway-to-upstream HTTP traffic for benchmarks.
 
-Usage: make-capture.py OUTPUT.pcap [TARGET_MB]   (default 600 MB)
+Usage: make-capture.py OUTPUT.pcap [TARGET_MB] [MAX_SEGMENTS]   (default 600 MB, 6 segments)
 
 Flows run 64 at a time, interleaved packet by packet. Each is an HTTP exchange: handshake,
 a 350-byte GET, a 200 response with Content-Length filling 1-6 full-size segments, ACKs, FIN
@@ -13,6 +13,7 @@ import random, struct, sys
 
 out_path = sys.argv[1]
 target = int(sys.argv[2] if len(sys.argv) > 2 else 600) * 1_000_000
+max_segments = int(sys.argv[3] if len(sys.argv) > 3 else 6)
 rng = random.Random(502)
 
 def ip4(a): return struct.pack("!I", a)
@@ -48,7 +49,7 @@ def flow_packets(n):
     p = [g(c, 0, SYN), u(s, c + 1, SYN | ACK), g(c + 1, s + 1, ACK), g(c + 1, s + 1, PSH | ACK, request(n))]
     cs, ss = c + 351, s + 1
     p.append(u(ss, cs, ACK))
-    segments = rng.randint(1, 6)
+    segments = rng.randint(1, max_segments)
     body = response(segments)
     for i in range(segments):
         chunk = body[i * 1400:(i + 1) * 1400]
@@ -79,6 +80,6 @@ with open(out_path, "wb") as f:
                     chunks.append(pkt)
                     written += 16 + len(pkt)
             index += 1
-            if index > 40: break
+            if index > 4 * max_segments + 16: break
         f.write(b"".join(chunks))
 print(f"{out_path}: {written / 1e6:.0f} MB, {n} flows")
