@@ -167,24 +167,23 @@ struct ApplicationSink: StreamSink {
 
     mutating func data(_ bytes: RawSpan, packet: PacketRef) {
         guard let state else { return }
-        let streamPacket = StreamPacket(frame: packet.frame, time: packet.time)
         if state.http != nil {
-            state.http?.received(bytes, from: side, packet: streamPacket)
+            state.http?.received(bytes, from: side, packet: packet)
         } else if state.tls != nil {
-            state.tls?.received(bytes, from: side, packet: streamPacket)
+            state.tls?.received(bytes, from: side, packet: packet)
         } else if state.dns != nil {
-            state.dns?.received(bytes, from: side, packet: streamPacket)
+            state.dns?.received(bytes, from: side, packet: packet)
         }
     }
 
     mutating func gap(_ length: Int64, packet: PacketRef) {
         guard let state else { return }
-        state.http?.gap(length, from: side, packet: StreamPacket(frame: packet.frame, time: packet.time))
+        state.http?.gap(length, from: side, packet: packet)
         state.tls?.gap(from: side)
         state.dns?.gap()
     }
 
     func closed(_ kind: CloseKind, packet: PacketRef) {
-        state?.http?.closed(side, by: kind, packet: StreamPacket(frame: packet.frame, time: packet.time))
+        state?.http?.closed(side, by: kind, packet: packet)
     }
 }

@@ -7,7 +7,7 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var frame: Int
     public var time: String
 
-    init(_ packet: StreamPacket) {
+    init(_ packet: PacketRef) {
         frame = packet.frame
         time = packet.time.iso8601
     }

@@ -32,7 +32,7 @@ func payloads(of path: String) throws -> [(side: StreamSide, bytes: [UInt8])] {
     @Test(arguments: ["lo-tls-unknown-ca.pcap", "lo-tls-to-plain-http.pcap"])
     func sameResultWhateverTheSplit(capture: String) throws {
         let segments = try payloads(of: Locations.capture(capture))
-        let packet = StreamPacket(frame: 1, time: Timestamp(nanoseconds: 0))
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 0))
         func run(_ split: ([UInt8]) -> [[UInt8]]) -> TLSConnection {
             var connection = TLSConnection()
             for (side, bytes) in segments {

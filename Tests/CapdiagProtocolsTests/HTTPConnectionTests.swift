@@ -13,7 +13,7 @@ struct Conversation: CustomStringConvertible, Sendable {
     /// Runs the conversation with every message cut into pieces by `split`.
     func run(_ split: (String) -> [[UInt8]]) -> HTTPConnection {
         var connection = HTTPConnection()
-        let packet = StreamPacket(frame: 1, time: Timestamp(nanoseconds: 1_000))
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 1_000))
         for (side, text) in turns {
             for piece in split(text) { connection.received(piece.span.bytes, from: side, packet: packet) }
         }
@@ -168,7 +168,7 @@ func expectSameResultWhateverTheSplit(_ conversation: Conversation, sourceLocati
     @Test func headerSectionTooLarge() {
         let big = "HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"
         var connection = HTTPConnection()
-        let packet = StreamPacket(frame: 1, time: Timestamp(nanoseconds: 0))
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 0))
         connection.received(Array("GET / HTTP/1.1\r\n\r\n".utf8).span.bytes, from: .client, packet: packet)
         connection.received(Array(big.utf8).span.bytes, from: .server, packet: packet)
         connection.finish()

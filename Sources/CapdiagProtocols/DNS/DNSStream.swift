@@ -15,7 +15,7 @@ public struct DNSStream: Sendable {
         self.server = server
     }
 
-    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: StreamPacket) {
+    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
         guard !failed else { return }
         var buffer = side == .client ? clientBuffer : serverBuffer
         for index in 0..<bytes.byteCount { buffer.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }

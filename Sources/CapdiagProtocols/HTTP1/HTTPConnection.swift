@@ -6,16 +6,6 @@ public enum StreamSide: Sendable, Equatable {
     case client, server
 }
 
-/// Where bytes came from: the frame that delivered them and its time.
-public struct StreamPacket: Sendable, Equatable {
-    public var frame: Int
-    public var time: Timestamp
-    public init(frame: Int, time: Timestamp) {
-        self.frame = frame
-        self.time = time
-    }
-}
-
 /// Something wrong with an exchange, with a stable code.
 public struct HTTPProblem: Sendable, Equatable, Codable {
     public var code: String
@@ -89,7 +79,7 @@ public struct HTTPConnection: Sendable {
     public init() {}
 
     /// Feeds in-order bytes from one side.
-    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: StreamPacket) {
+    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
         // The parser is swapped out while it runs, so the event handlers can update the rest
         // of the connection (a swap moves, it does not copy).
         if side == .client {
@@ -106,7 +96,7 @@ public struct HTTPConnection: Sendable {
     }
 
     /// Bytes missing from the capture on one side.
-    public mutating func gap(_ length: Int64, from side: StreamSide, packet: StreamPacket) {
+    public mutating func gap(_ length: Int64, from side: StreamSide, packet: PacketRef) {
         if side == .client {
             var parser = requestParser
             requestParser = HTTPMessageParser(role: .request)
@@ -121,7 +111,7 @@ public struct HTTPConnection: Sendable {
     }
 
     /// One side closed (FIN or RST) or the capture ended.
-    public mutating func closed(_ side: StreamSide, by kind: CloseKind, packet: StreamPacket) {
+    public mutating func closed(_ side: StreamSide, by kind: CloseKind, packet: PacketRef) {
         if side == .client {
             var parser = requestParser
             requestParser = HTTPMessageParser(role: .request)
@@ -165,7 +155,7 @@ public struct HTTPConnection: Sendable {
 
     // MARK: - Events
 
-    private mutating func handleRequest(_ event: HTTPMessageParser.Event, packet: StreamPacket) {
+    private mutating func handleRequest(_ event: HTTPMessageParser.Event, packet: PacketRef) {
         switch event {
         case .messageStarted:
             var exchange = HTTPExchange(index: nextIndex)
@@ -208,7 +198,7 @@ public struct HTTPConnection: Sendable {
         HTTPProblem(code: "capture_gap", detail: "bytes missing from the capture inside the message")
     }
 
-    private mutating func handleResponse(_ event: HTTPMessageParser.Event, packet: StreamPacket) {
+    private mutating func handleResponse(_ event: HTTPMessageParser.Event, packet: PacketRef) {
         switch event {
         case .messageStarted:
             if pending.isEmpty {

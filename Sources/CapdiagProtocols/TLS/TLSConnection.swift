@@ -21,7 +21,7 @@ public struct TLSServerHello: Sendable, Equatable {
 /// An alert record. After encryption started only the sender and time are known.
 public struct TLSAlert: Sendable, Equatable {
     public var side: StreamSide
-    public var packet: StreamPacket
+    public var packet: PacketRef
     public var encrypted: Bool
     public var level: UInt8?
     public var description: UInt8?
@@ -39,16 +39,16 @@ public struct TLSConnection: Sendable {
 
     public private(set) var clientHello: TLSClientHello?
     public private(set) var serverHello: TLSServerHello?
-    public private(set) var clientChangeCipherSpec: StreamPacket?
-    public private(set) var serverChangeCipherSpec: StreamPacket?
-    public private(set) var firstClientApplicationData: StreamPacket?
-    public private(set) var firstServerApplicationData: StreamPacket?
+    public private(set) var clientChangeCipherSpec: PacketRef?
+    public private(set) var serverChangeCipherSpec: PacketRef?
+    public private(set) var firstClientApplicationData: PacketRef?
+    public private(set) var firstServerApplicationData: PacketRef?
     /// Encrypted records (application_data type) each side sent after the ServerHello.
     public private(set) var clientEncryptedRecords = 0
     public private(set) var serverEncryptedRecords = 0
     public private(set) var alerts: [TLSAlert] = []
     /// The server answered with plain HTTP (the port does not speak TLS).
-    public private(set) var plaintextHTTPReply: StreamPacket?
+    public private(set) var plaintextHTTPReply: PacketRef?
     /// Why a direction stopped being parsed (not TLS, bad record).
     public private(set) var clientViolation: String?
     public private(set) var serverViolation: String?
@@ -78,7 +78,7 @@ public struct TLSConnection: Sendable {
         return alerts.contains { $0.side == .client && $0.encrypted }
     }
 
-    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: StreamPacket) {
+    public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
         var reader = side == .client ? client : server
         if side == .client { client = RecordReader() } else { server = RecordReader() }
         reader.feed(bytes) { record in handle(record, from: side, packet: packet) }
@@ -92,7 +92,7 @@ public struct TLSConnection: Sendable {
 
     // MARK: - Records
 
-    private mutating func handle(_ event: RecordReader.Event, from side: StreamSide, packet: StreamPacket) {
+    private mutating func handle(_ event: RecordReader.Event, from side: StreamSide, packet: PacketRef) {
         switch event {
         case .notTLS(let prefix):
             if side == .server && prefix.starts(with: Array("HTTP/".utf8)) {
@@ -110,7 +110,7 @@ public struct TLSConnection: Sendable {
         }
     }
 
-    private mutating func record(type: UInt8, body: [UInt8], from side: StreamSide, packet: StreamPacket) {
+    private mutating func record(type: UInt8, body: [UInt8], from side: StreamSide, packet: PacketRef) {
         let tls13 = (serverHello?.version ?? 0) >= 0x0304
         let encrypted = side == .client ? (clientChangeCipherSpec != nil && !tls13) : (serverChangeCipherSpec != nil && !tls13)
         switch type {
