@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# capdiag's failure lab: real nginx between a client and a scripted upstream, in network
+# namespaces of its own, one scenario per gateway port. Records every scenario twice
+# (tcpdump -i any in the gateway namespace: both legs, Linux cooked v2; and the gateway's
+# upstream-facing interface alone: Ethernet), and writes a label per scenario with what the
+# client saw and what nginx logged.
+#
+#   sudo bash Captures/lab/lab.sh [SCENARIO ...]     (all scenarios when none is named)
+#
+# Network rule: only the lab's own namespaces (10.77.0.0/16 inside them) are addressed.
+# Every client loop is bounded in count and time; the upstream exits by itself; everything
+# started here is stopped by PID, and the namespaces (with their veths and nft tables) are
+# deleted on exit, also on failure.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${CAPDIAG_LAB_OUT:-$here}
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+command -v editcap >/dev/null || need+=(wireshark-common)
+if [ ${#need[@]} -gt 0 ]; then
+    # Keep Debian from starting the packaged nginx service on the host.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+fi
+
+work=$(mktemp -d /tmp/capdiag-lab.XXXXXX)
+pids=()
+cleanup() {
+    set +e
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    sleep 0.5
+    for ns in cdlab-client cdlab-gw cdlab-up cdlab-rtr; do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# Topology: client 10.77.1.2 — 10.77.1.1 gateway 10.77.2.1 — 10.77.2.2 upstream
+#           gateway 10.77.3.1 — 10.77.3.2 router, which rejects 10.77.9.9 (admin-prohibited)
+for ns in cdlab-client cdlab-gw cdlab-up cdlab-rtr; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; done
+link() {  # link NS_A IF_A ADDR_A NS_B IF_B ADDR_B
+    ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+    ip -n "$1" addr add "$3/24" dev "$2"; ip -n "$4" addr add "$6/24" dev "$5"
+    ip -n "$1" link set "$2" up; ip -n "$4" link set "$5" up
+}
+link cdlab-client cl-gw 10.77.1.2 cdlab-gw gw-cl 10.77.1.1
+link cdlab-gw gw-up 10.77.2.1 cdlab-up up-gw 10.77.2.2
+link cdlab-gw gw-rtr 10.77.3.1 cdlab-rtr rtr-gw 10.77.3.2
+for ns in cdlab-client cdlab-gw cdlab-up cdlab-rtr; do ip -n "$ns" link set lo up; done
+ip -n cdlab-client route add default via 10.77.1.1
+ip -n cdlab-up route add default via 10.77.2.1
+ip -n cdlab-gw route add 10.77.9.0/24 via 10.77.3.2
+ip netns exec cdlab-rtr sysctl -qw net.ipv4.ip_forward=1
+# A route to 10.77.9.0/24 out of another interface (a veth pair inside the router), so the
+# packet reaches the forward hook and its reject rule (without a route the router answers
+# "network unreachable" itself; out of the same interface it sends a redirect).
+ip -n cdlab-rtr link add rtr-far type veth peer name rtr-far-peer
+ip -n cdlab-rtr link set rtr-far up
+ip -n cdlab-rtr link set rtr-far-peer up
+ip -n cdlab-rtr route add 10.77.9.0/24 dev rtr-far
+ip netns exec cdlab-rtr nft -f - <<'NFT'
+table inet cdlab {
+    chain forward {
+        type filter hook forward priority 0;
+        ip daddr 10.77.9.9 tcp dport 9003 reject with icmp type admin-prohibited
+        drop
+    }
+}
+NFT
+# SYNs to 9002 vanish at the upstream (connect timeout). For the keep-alive race, half of
+# the upstream's FINs on 9012 are lost once: on a real network the FIN is in flight for an RTT,
+# here (no netem in this kernel) the retransmission after the RTO opens a window of ~200 ms in
+# which the upstream has closed but the gateway still thinks the connection is reusable.
+ip netns exec cdlab-up nft -f - <<'NFT'
+table inet cdlab {
+    chain input {
+        type filter hook input priority 0;
+        tcp dport 9002 drop
+    }
+    chain output {
+        type filter hook output priority 0;
+        tcp sport 9012 tcp flags & fin == fin numgen random mod 2 == 0 drop
+    }
+}
+NFT
+
+# Certificates: the upstream's, and another CA that the gateway trusts instead (verify fails).
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=10.77.2.2 -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=other-ca -keyout "$work/other.key" -out "$work/other-ca.pem" -days 2 2>/dev/null
+
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<NGINX
+daemon on;
+pid $work/nginx.pid;
+error_log $work/logs/nginx.error.log warn;
+worker_processes 1;
+events { worker_connections 256; }
+http {
+    access_log off;
+    log_format lab '\$status upstream_addr="\$upstream_addr" upstream_status="\$upstream_status" '
+                   'upstream_connect_time="\$upstream_connect_time" upstream_header_time="\$upstream_header_time" '
+                   'request_time=\$request_time request="\$request"';
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 5s;
+    proxy_set_header X-Request-Id \$request_id;
+    upstream keepalive_race { server 10.77.2.2:9012; keepalive 8; }
+    upstream mixed { server 10.77.2.2:9018; keepalive 8; }
+    upstream failover { server 10.77.2.2:9001; server 10.77.2.2:9017; }
+NGINX
+server_block() {  # server_block NAME PORT PROXY_PASS [EXTRA]
+    cat >> "$work/nginx.conf" <<NGINX
+    server {
+        listen 10.77.1.1:$2;
+        error_log $work/logs/$1.error.log info;
+        access_log $work/logs/$1.access.log lab;
+        location / { proxy_pass $3; ${4:-} }
+    }
+NGINX
+}
+server_block healthy 8000 http://10.77.2.2:9000
+server_block refused 8001 http://10.77.2.2:9001
+server_block syn-dropped 8002 http://10.77.2.2:9002
+server_block icmp-prohibited 8003 http://10.77.9.9:9003
+server_block reset-after-request 8004 http://10.77.2.2:9004
+server_block fin-without-answer 8005 http://10.77.2.2:9005
+server_block garbage 8006 http://10.77.2.2:9006
+server_block invalid-header 8007 http://10.77.2.2:9007
+server_block big-headers 8008 http://10.77.2.2:9008
+server_block cut-fin 8009 http://10.77.2.2:9009
+server_block cut-rst 8010 http://10.77.2.2:9010
+server_block slow-upstream 8011 http://10.77.2.2:9011 "proxy_read_timeout 1s;"
+server_block keepalive-race 8012 http://keepalive_race 'proxy_http_version 1.1; proxy_set_header Connection "";'
+server_block tls-untrusted 8013 https://10.77.2.2:9013 "proxy_ssl_verify on; proxy_ssl_trusted_certificate $work/other-ca.pem;"
+server_block tls-plain-http 8014 https://10.77.2.2:9014
+server_block tls-hang 8015 https://10.77.2.2:9015
+server_block upstream-503 8016 http://10.77.2.2:9016
+server_block failover 8017 http://failover
+server_block mixed 8018 http://mixed 'proxy_http_version 1.1; proxy_set_header Connection "";'
+echo "}" >> "$work/nginx.conf"
+
+ip netns exec cdlab-up python3 "$here/upstream.py" "$work" 600 &
+pids+=($!)
+ip netns exec cdlab-gw nginx -c "$work/nginx.conf" -p "$work"
+sleep 1
+
+# scenario NAME PORT CAUSE COUNT INTERVAL METHOD: records one scenario and writes its label.
+scenario() {
+    local name=$1 port=$2 cause=$3 count=$4 interval=$5 method=$6
+    echo "lab: $name"
+    ip netns exec cdlab-gw tcpdump -i any --immediate-mode -U -s 262144 -c 20000 -w "$out/$name.any.pcap" \
+        "tcp port $port or host 10.77.2.2 or host 10.77.9.9 or icmp" 2>"$work/any.log" &
+    local any=$!
+    ip netns exec cdlab-gw tcpdump -i gw-up --immediate-mode -U -s 262144 -c 20000 -w "$out/$name.upstream.pcap" \
+        "host 10.77.2.2" 2>"$work/up.log" &
+    local up=$!
+    pids+=($any $up)
+    for _ in $(seq 50); do grep -q "listening" "$work/any.log" && grep -q "listening" "$work/up.log" && break; sleep 0.1; done
+    local statuses=()
+    for i in $(seq "$count"); do
+        local args=(-s -o /dev/null -w '%{http_code}' --max-time 10 "http://10.77.1.1:$port/$name/$i")
+        [ "$method" = POST ] && args+=(-X POST -d "n=$i")
+        statuses+=("$(ip netns exec cdlab-client curl "${args[@]}" || true)")
+        sleep "$interval"
+    done
+    sleep 1.5
+    kill -INT "$any" "$up" 2>/dev/null || true
+    wait "$any" "$up" 2>/dev/null || true
+    python3 "$here/label.py" "$name" "$port" "$cause" "$work/logs" "$out" "${statuses[@]}"
+}
+
+selected=("$@")
+run() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
+run healthy && scenario healthy 8000 healthy 10 0.1 GET
+run refused && scenario refused 8001 connection_refused 3 0.2 GET
+run syn-dropped && scenario syn-dropped 8002 connection_timeout 2 0.1 GET
+run icmp-prohibited && scenario icmp-prohibited 8003 destination_unavailable 2 0.2 GET
+run reset-after-request && scenario reset-after-request 8004 upstream_reset_after_request 3 0.2 GET
+run fin-without-answer && scenario fin-without-answer 8005 upstream_closed_before_response 3 0.2 GET
+run garbage && scenario garbage 8006 invalid_response 2 0.2 GET
+run invalid-header && scenario invalid-header 8007 invalid_header 2 0.2 GET
+run big-headers && scenario big-headers 8008 response_header_too_large 2 0.2 GET
+run cut-fin && scenario cut-fin 8009 response_cut_short_fin 2 0.2 GET
+run cut-rst && scenario cut-rst 8010 response_cut_short_rst 2 0.2 GET
+run slow-upstream && scenario slow-upstream 8011 response_timeout 2 0.2 GET
+run keepalive-race && scenario keepalive-race 8012 keepalive_race 30 1.05 POST
+run tls-untrusted && scenario tls-untrusted 8013 tls_certificate_error 2 0.2 GET
+run tls-plain-http && scenario tls-plain-http 8014 protocol_mismatch 2 0.2 GET
+run tls-hang && scenario tls-hang 8015 tls_handshake_timeout 1 0.2 GET
+run upstream-503 && scenario upstream-503 8016 upstream_application_error 3 0.2 GET
+run failover && scenario failover 8017 failover_retry 3 0.2 GET
+run mixed && scenario mixed 8018 sporadic_upstream_resets 40 0.05 GET
+# One capture as pcapng too.
+if [ -f "$out/healthy.any.pcap" ]; then editcap -F pcapng "$out/healthy.any.pcap" "$out/healthy.any.pcapng"; fi
+echo "lab: done, captures and labels in $out"

@@ -1,0 +1,131 @@
+import CapdiagProtocols
+import CapdiagReport
+import CapdiagTestSupport
+import Foundation
+import Testing
+
+/// The lab's captures (Captures/lab/lab.sh): every capture has a well-formed label, and what
+/// the label says happened is visible in the capture, checked with capdiag's own analysis.
+@Suite struct LabCaptures {
+    struct Label: Decodable {
+        struct Client: Decodable {
+            var requests: Int
+            var statuses: [String: Int]
+        }
+        struct Captures: Decodable {
+            var bothLegs: String
+            var upstreamLeg: String
+        }
+        var scenario: String
+        var expectedCause: String
+        var gateway: String
+        var gatewayListen: String
+        var client: Client
+        var gatewayErrorLog: [String]
+        var gatewayAccessLog: [String]
+        var captures: Captures
+        var command: String
+    }
+
+    static let folder = Locations.captures.appending(path: "lab")
+    static let labels: [String] = {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+    }()
+
+    static func label(_ file: String) throws -> Label {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(Label.self, from: Data(contentsOf: folder.appending(path: file)))
+    }
+
+    @Test func everyCaptureHasALabel() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path)
+        let captures = files.filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }
+        #expect(captures.count >= 30)
+        #expect(captures.contains { $0.hasSuffix(".pcapng") })
+        for capture in captures {
+            let scenario = String(capture.prefix { $0 != "." })
+            #expect(files.contains("\(scenario).json"), "\(capture) has no label")
+            let size = try FileManager.default.attributesOfItem(atPath: Self.folder.appending(path: capture).path)[.size] as? Int
+            #expect((size ?? 0) <= 2_000_000, "\(capture) is over 2 MB")
+        }
+    }
+
+    @Test(arguments: labels)
+    func labelIsWellFormedAndMatchesItsCapture(file: String) throws {
+        let label = try Self.label(file)
+        #expect(file == "\(label.scenario).json")
+        #expect(label.gateway.hasPrefix("nginx/"))
+        #expect(label.client.requests > 0)
+        #expect(label.client.statuses.values.reduce(0, +) == label.client.requests)
+        #expect(label.gatewayAccessLog.count == label.client.requests, "nginx logs one line per request")
+        for capture in [label.captures.bothLegs, label.captures.upstreamLeg] {
+            #expect(FileManager.default.fileExists(atPath: Self.folder.appending(path: capture).path))
+        }
+        let analysis = try analyze([Self.folder.appending(path: label.captures.bothLegs).path])
+        let upstream = analysis.flows.filter { $0.responder.address.hasPrefix("10.77.2.") || $0.responder.address == "10.77.9.9" }
+        let exchanges = upstream.flatMap { $0.http?.exchanges ?? [] }
+        let problems = exchanges.compactMap(\.problem?.code)
+        let errors = label.gatewayErrorLog.joined(separator: "\n")
+        let statuses = label.client.statuses
+        switch label.expectedCause {
+        case "healthy":
+            #expect(statuses == ["200": label.client.requests] && label.gatewayErrorLog.isEmpty)
+            #expect(!upstream.isEmpty && upstream.allSatisfy { !$0.isFlagged })
+        case "connection_refused":
+            #expect(upstream.contains { $0.connState == "REJ" } && errors.contains("Connection refused"))
+        case "connection_timeout":
+            #expect(upstream.contains { $0.connState == "S0" && $0.handshake.synRetransmitCount >= 1 })
+            #expect(errors.contains("timed out") && statuses["504"] != nil)
+        case "destination_unavailable":
+            #expect(upstream.contains { $0.icmpError?.type == 3 && $0.icmpError?.code == 13 })
+            #expect(statuses["502"] != nil)
+        case "upstream_reset_after_request":
+            #expect(upstream.contains { $0.connState == "RSTR" } && problems.contains("request_without_response"))
+            #expect(errors.contains("Connection reset by peer"))
+        case "upstream_closed_before_response":
+            #expect(upstream.contains { $0.resp.firstFin != nil } && problems.contains("request_without_response"))
+            #expect(errors.contains("prematurely closed"))
+        case "invalid_response":
+            #expect(problems.contains("not_http") && errors.contains("no valid HTTP"))
+        case "invalid_header":
+            #expect(problems.contains("bad_header_line") && errors.contains("invalid header"))
+        case "response_header_too_large":
+            #expect(exchanges.contains { ($0.responseHeaderBytes ?? 0) > 8192 } && errors.contains("too big header"))
+        case "response_cut_short_fin", "response_cut_short_rst":
+            let by = label.expectedCause.hasSuffix("fin") ? "FIN" : "RST"
+            #expect(exchanges.contains { $0.problem?.code == "response_cut_short" && $0.problem?.detail.contains(by) == true })
+            #expect(statuses == ["200": label.client.requests])
+        case "response_timeout":
+            // The gateway gives up about 1 s (proxy_read_timeout) after the request.
+            #expect(problems.contains("request_without_response") && errors.contains("timed out"))
+            #expect(upstream.contains { flow in
+                guard let request = flow.http?.exchanges.first?.requestFrame, let fin = flow.orig.firstFin else { return false }
+                _ = request
+                return fin.offsetNs >= 900_000_000
+            })
+        case "keepalive_race":
+            let failed = statuses["502"] ?? 0
+            #expect(failed > 0 && failed < label.client.requests, "the race is sporadic")
+            #expect(label.gatewayErrorLog.count == failed)
+            #expect(exchanges.contains { $0.index > 0 && $0.problem != nil }, "a request on a reused connection failed")
+        case "tls_certificate_error":
+            #expect(upstream.contains { $0.tls?.alerts.contains { $0.side == "client" } == true })
+            #expect(errors.contains("certificate verify"))
+        case "protocol_mismatch":
+            #expect(upstream.contains { $0.tls?.plaintextHttpReply != nil } && errors.contains("SSL"))
+        case "tls_handshake_timeout":
+            #expect(upstream.contains { $0.tls != nil && $0.tls?.version == nil && !($0.tls?.handshakeCompleted ?? true) })
+            #expect(errors.contains("timed out"))
+        case "upstream_application_error":
+            #expect(exchanges.contains { $0.status == 503 } && statuses["503"] == label.client.requests)
+        case "failover_retry":
+            #expect(upstream.contains { $0.connState == "REJ" } && exchanges.contains { $0.status == 200 })
+            #expect(statuses == ["200": label.client.requests])
+        case "sporadic_upstream_resets":
+            #expect(upstream.contains { $0.resp.rst > 0 } && exchanges.filter { $0.status == 200 }.count >= 30)
+        default:
+            Issue.record("unknown expected cause \(label.expectedCause)")
+        }
+    }
+}
