@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${CAPDIAG_LAB_OUT:-$here}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
@@ -34,6 +35,7 @@ pids=()
 cleanup() {
     set +e
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -f "$work/haproxy.pid" ] && kill "$(cat "$work/haproxy.pid")" 2>/dev/null
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
     sleep 0.5
     for ns in cdlab-client cdlab-gw cdlab-up cdlab-rtr; do ip netns del "$ns" 2>/dev/null; done
@@ -142,11 +144,43 @@ server_block tls-hang 8015 https://10.77.2.2:9015
 server_block upstream-503 8016 http://10.77.2.2:9016
 server_block failover 8017 http://failover
 server_block mixed 8018 http://mixed 'proxy_http_version 1.1; proxy_set_header Connection "";'
+server_block listen-queue-full 8019 http://10.77.2.2:9019
 echo "}" >> "$work/nginx.conf"
+
+# HAProxy beside nginx, for the scenarios where it behaves differently (it answers a refused
+# connect with 503 after retries, logs termination states instead of error lines).
+cat > "$work/haproxy.cfg" <<HAPROXY
+global
+    log stdout format raw local0
+defaults
+    mode http
+    log global
+    timeout connect 2s
+    timeout client 10s
+    timeout server 5s
+    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %bi:%bp %{+Q}r"
+HAPROXY
+haproxy_pair() {  # haproxy_pair NAME PORT UPSTREAM_PORT [EXTRA]
+    cat >> "$work/haproxy.cfg" <<HAPROXY
+frontend fe-$1
+    bind 10.77.1.1:$2
+    default_backend be-$1
+backend be-$1
+    ${4:-}
+    server s1 10.77.2.2:$3
+HAPROXY
+}
+haproxy_pair haproxy-refused 8501 9001
+haproxy_pair haproxy-reset-after-request 8504 9004
+haproxy_pair haproxy-fin-without-answer 8505 9005
+haproxy_pair haproxy-slow-upstream 8511 9011 "timeout server 1s"
+haproxy_pair haproxy-keepalive-race 8512 9012 "http-reuse always"
 
 ip netns exec cdlab-up python3 "$here/upstream.py" "$work" 600 &
 pids+=($!)
 ip netns exec cdlab-gw nginx -c "$work/nginx.conf" -p "$work"
+ip netns exec cdlab-gw haproxy -db -f "$work/haproxy.cfg" > "$work/logs/haproxy.log" 2>&1 &
+echo $! > "$work/haproxy.pid"
 sleep 1
 
 # scenario NAME PORT CAUSE COUNT INTERVAL METHOD: records one scenario and writes its label.
@@ -162,12 +196,25 @@ scenario() {
     pids+=($any $up)
     for _ in $(seq 50); do grep -q "listening" "$work/any.log" && grep -q "listening" "$work/up.log" && break; sleep 0.1; done
     local statuses=()
-    for i in $(seq "$count"); do
-        local args=(-s -o /dev/null -w '%{http_code}' --max-time 10 "http://10.77.1.1:$port/$name/$i")
-        [ "$method" = POST ] && args+=(-X POST -d "n=$i")
-        statuses+=("$(ip netns exec cdlab-client curl "${args[@]}" || true)")
-        sleep "$interval"
-    done
+    if [ "$method" = PARALLEL ]; then
+        # COUNT concurrent GETs, each bounded by curl's --max-time.
+        local curls=()
+        for i in $(seq "$count"); do
+            ip netns exec cdlab-client curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+                "http://10.77.1.1:$port/$name/$i" > "$work/status.$i" 2>/dev/null &
+            curls+=($!)
+            sleep "$interval"
+        done
+        wait "${curls[@]}" 2>/dev/null || true
+        for i in $(seq "$count"); do statuses+=("$(cat "$work/status.$i")"); done
+    else
+        for i in $(seq "$count"); do
+            local args=(-s -o /dev/null -w '%{http_code}' --max-time 10 "http://10.77.1.1:$port/$name/$i")
+            [ "$method" = POST ] && args+=(-X POST -d "n=$i")
+            statuses+=("$(ip netns exec cdlab-client curl "${args[@]}" || true)")
+            sleep "$interval"
+        done
+    fi
     sleep 1.5
     kill -INT "$any" "$up" 2>/dev/null || true
     wait "$any" "$up" 2>/dev/null || true
@@ -195,6 +242,12 @@ run tls-hang && scenario tls-hang 8015 tls_handshake_timeout 1 0.2 GET
 run upstream-503 && scenario upstream-503 8016 upstream_application_error 3 0.2 GET
 run failover && scenario failover 8017 failover_retry 3 0.2 GET
 run mixed && scenario mixed 8018 sporadic_upstream_resets 40 0.05 GET
+run listen-queue-full && scenario listen-queue-full 8019 listen_queue_overflow 6 0.05 PARALLEL
+run haproxy-refused && scenario haproxy-refused 8501 connection_refused 2 0.2 GET
+run haproxy-reset-after-request && scenario haproxy-reset-after-request 8504 upstream_reset_after_request 2 0.2 GET
+run haproxy-fin-without-answer && scenario haproxy-fin-without-answer 8505 upstream_closed_before_response 2 0.2 GET
+run haproxy-slow-upstream && scenario haproxy-slow-upstream 8511 response_timeout 2 0.2 GET
+run haproxy-keepalive-race && scenario haproxy-keepalive-race 8512 keepalive_race 30 1.05 POST
 # One capture as pcapng too.
 if [ -f "$out/healthy.any.pcap" ]; then editcap -F pcapng "$out/healthy.any.pcap" "$out/healthy.any.pcapng"; fi
 echo "lab: done, captures and labels in $out"

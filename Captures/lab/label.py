@@ -13,10 +13,16 @@ def lines(path):
         return []
 
 # Drop timestamps and PIDs so labels stay comparable between runs.
-errors = [re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: \*\d+ ", r"[\1] ", l) for l in lines(f"{logs}/{name}.error.log")]
-errors = [re.sub(r", client: .*$", "", l) for l in errors if "closed keepalive connection" not in l]
-access = lines(f"{logs}/{name}.access.log")
-version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", "")
+if name.startswith("haproxy-"):
+    # HAProxy has no error log: its access line carries the termination state (%tsc).
+    errors = []
+    access = [re.sub(r"^\S+ \[[^]]*\] ", "", l) for l in lines(f"{logs}/haproxy.log") if f" fe-{name} " in l]
+    version = "HAProxy/" + subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2]
+else:
+    errors = [re.sub(r"^\S+ \S+ \[(\w+)\] \d+#\d+: \*\d+ ", r"[\1] ", l) for l in lines(f"{logs}/{name}.error.log")]
+    errors = [re.sub(r", client: .*$", "", l) for l in errors if "closed keepalive connection" not in l]
+    access = lines(f"{logs}/{name}.access.log")
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", "")
 label = {
     "scenario": name,
     "expected_cause": cause,

@@ -121,6 +121,14 @@ HANDLERS = {
     9013: tls_server, 9014: plain_on_tls_port, 9015: hang, 9016: own_503, 9017: healthy, 9018: mixed,
 }
 
+def never_accept(port):
+    # A listen queue of one that is never drained: once full, the kernel drops new SYNs.
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((HOST, port)); srv.listen(0)
+    while time.time() < deadline:
+        time.sleep(0.5)
+    srv.close()
+
 def listener(port, handler):
     srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((HOST, port)); srv.listen(64); srv.settimeout(0.5)
@@ -139,5 +147,6 @@ def listener(port, handler):
     srv.close()
 
 threads = [threading.Thread(target=listener, args=(p, h), daemon=True) for p, h in HANDLERS.items()]
+threads.append(threading.Thread(target=never_accept, args=(9019,), daemon=True))
 for t in threads: t.start()
 for t in threads: t.join()

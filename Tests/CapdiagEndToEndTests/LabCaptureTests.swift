@@ -55,7 +55,8 @@ import Testing
     func labelIsWellFormedAndMatchesItsCapture(file: String) throws {
         let label = try Self.label(file)
         #expect(file == "\(label.scenario).json")
-        #expect(label.gateway.hasPrefix("nginx/"))
+        let haproxy = label.gateway.hasPrefix("HAProxy/")
+        #expect(label.gateway.hasPrefix("nginx/") || haproxy)
         #expect(label.client.requests > 0)
         #expect(label.client.statuses.values.reduce(0, +) == label.client.requests)
         #expect(label.gatewayAccessLog.count == label.client.requests, "nginx logs one line per request")
@@ -67,13 +68,19 @@ import Testing
         let exchanges = upstream.flatMap { $0.http?.exchanges ?? [] }
         let problems = exchanges.compactMap(\.problem?.code)
         let errors = label.gatewayErrorLog.joined(separator: "\n")
+        let access = label.gatewayAccessLog.joined(separator: "\n")
         let statuses = label.client.statuses
+        /// nginx says it in its error log; HAProxy in the termination state of its access log.
+        func logged(nginx: String, haproxy termination: String) -> Bool {
+            haproxy ? access.contains(" \(termination)") : errors.contains(nginx)
+        }
         switch label.expectedCause {
         case "healthy":
             #expect(statuses == ["200": label.client.requests] && label.gatewayErrorLog.isEmpty)
             #expect(!upstream.isEmpty && upstream.allSatisfy { !$0.isFlagged })
         case "connection_refused":
-            #expect(upstream.contains { $0.connState == "REJ" } && errors.contains("Connection refused"))
+            #expect(upstream.contains { $0.connState == "REJ" })
+            #expect(logged(nginx: "Connection refused", haproxy: "SC--"))
         case "connection_timeout":
             #expect(upstream.contains { $0.connState == "S0" && $0.handshake.synRetransmitCount >= 1 })
             #expect(errors.contains("timed out") && statuses["504"] != nil)
@@ -82,10 +89,10 @@ import Testing
             #expect(statuses["502"] != nil)
         case "upstream_reset_after_request":
             #expect(upstream.contains { $0.connState == "RSTR" } && problems.contains("request_without_response"))
-            #expect(errors.contains("Connection reset by peer"))
+            #expect(logged(nginx: "Connection reset by peer", haproxy: "SH--"))
         case "upstream_closed_before_response":
             #expect(upstream.contains { $0.resp.firstFin != nil } && problems.contains("request_without_response"))
-            #expect(errors.contains("prematurely closed"))
+            #expect(logged(nginx: "prematurely closed", haproxy: "SH--"))
         case "invalid_response":
             #expect(problems.contains("not_http") && errors.contains("no valid HTTP"))
         case "invalid_header":
@@ -98,16 +105,17 @@ import Testing
             #expect(statuses == ["200": label.client.requests])
         case "response_timeout":
             // The gateway gives up about 1 s (proxy_read_timeout) after the request.
-            #expect(problems.contains("request_without_response") && errors.contains("timed out"))
+            #expect(problems.contains("request_without_response") && logged(nginx: "timed out", haproxy: "sH--"))
             #expect(upstream.contains { flow in
-                guard let request = flow.http?.exchanges.first?.requestFrame, let fin = flow.orig.firstFin else { return false }
-                _ = request
-                return fin.offsetNs >= 900_000_000
+                // nginx closes with FIN, HAProxy with RST.
+                guard let close = flow.orig.firstFin ?? flow.orig.firstRst else { return false }
+                return close.offsetNs >= 900_000_000
             })
         case "keepalive_race":
             let failed = statuses["502"] ?? 0
             #expect(failed > 0 && failed < label.client.requests, "the race is sporadic")
-            #expect(label.gatewayErrorLog.count == failed)
+            #expect(haproxy ? label.gatewayAccessLog.filter { $0.contains(" 502 ") && $0.contains("SH--") }.count == failed
+                : label.gatewayErrorLog.count == failed)
             #expect(exchanges.contains { $0.index > 0 && $0.problem != nil }, "a request on a reused connection failed")
         case "tls_certificate_error":
             #expect(upstream.contains { $0.tls?.alerts.contains { $0.side == "client" } == true })
@@ -122,6 +130,11 @@ import Testing
         case "failover_retry":
             #expect(upstream.contains { $0.connState == "REJ" } && exchanges.contains { $0.status == 200 })
             #expect(statuses == ["200": label.client.requests])
+        case "listen_queue_overflow":
+            // One connection sits in the full accept queue; the SYNs of the others are dropped.
+            #expect(upstream.filter { $0.connState == "S0" && $0.handshake.synRetransmitCount >= 1 }.count >= 3)
+            #expect(upstream.contains { $0.handshake.synAck != nil && $0.resp.payloadBytes == 0 })
+            #expect(statuses == ["504": label.client.requests] && errors.contains("while connecting"))
         case "sporadic_upstream_resets":
             #expect(upstream.contains { $0.resp.rst > 0 } && exchanges.filter { $0.status == 200 }.count >= 30)
         default:

@@ -75,6 +75,8 @@ public struct HTTPConnection: Sendable {
     var orphan: HTTPExchange?
     var lastCompletion: Timestamp?
     var nextIndex = 0
+    /// How the client side closed, if it did (a gateway giving up closes or resets).
+    var clientClose: CloseKind?
 
     public init() {}
 
@@ -113,6 +115,7 @@ public struct HTTPConnection: Sendable {
     /// One side closed (FIN or RST) or the capture ended.
     public mutating func closed(_ side: StreamSide, by kind: CloseKind, packet: PacketRef) {
         if side == .client {
+            if clientClose == nil { clientClose = kind }
             var parser = requestParser
             requestParser = HTTPMessageParser(role: .request)
             let result = parser.close(kind) { handleRequest($0, packet: packet) }
@@ -132,7 +135,14 @@ public struct HTTPConnection: Sendable {
                 finishFirst(exchange)
             }
             // Requests still waiting will get no answer on this connection.
-            let how = kind == .rst ? "the server reset the connection" : kind == .fin ? "the server closed the connection (FIN)" : "the capture ended"
+            let how: String
+            switch (kind, clientClose) {
+            case (.rst, _): how = "the server reset the connection"
+            case (.fin, _): how = "the server closed the connection (FIN)"
+            case (.endOfCapture, .rst?): how = "the client reset the connection"
+            case (.endOfCapture, .fin?): how = "the client closed the connection (FIN)"
+            case (.endOfCapture, _): how = "the capture ended"
+            }
             for index in pending.indices where pending[index].problem == nil && pending[index].firstResponseByte == nil {
                 pending[index].problem = HTTPProblem(code: "request_without_response", detail: "\(how) before any response byte")
             }
