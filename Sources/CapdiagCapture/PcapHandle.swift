@@ -23,7 +23,7 @@ public final class PcapHandle {
     /// The path or device it was opened on, for messages.
     public let name: String
 
-    private init(raw: OpaquePointer, name: String) {
+    init(raw: OpaquePointer, name: String) {
         self.raw = raw
         self.name = name
     }

@@ -48,8 +48,23 @@ public struct PacketCounts: Codable, Sendable, Equatable {
     public var capturedBytes: Int
 }
 
+/// Kernel counters of a live capture (`pcap_stats`).
+public struct KernelRecord: Codable, Sendable, Equatable {
+    public var received: UInt64
+    public var dropped: UInt64
+    public var interfaceDropped: UInt64
+
+    public init(received: UInt64, dropped: UInt64, interfaceDropped: UInt64) {
+        self.received = received
+        self.dropped = dropped
+        self.interfaceDropped = interfaceDropped
+    }
+}
+
 public struct CaptureRecord: Codable, Sendable, Equatable {
     public var inputs: [InputRecord]
+    /// Live capture only.
+    public var kernel: KernelRecord?
     public var filter: String?
     public var firstPacket: String?
     public var lastPacket: String?
@@ -123,7 +138,7 @@ public struct ReportBuilder: Sendable {
         let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }
             .sorted { ($0.count, $1.layer, $1.reason) > ($1.count, $0.layer, $0.reason) }
         let capture = CaptureRecord(
-            inputs: inputs, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
+            inputs: inputs, kernel: nil, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
             durationNs: stats.firstTime.flatMap { first in stats.lastTime.map { $0 - first } } ?? 0,
             packets: PacketCounts(
                 read: stats.packets, decoded: stats.decoded, skipped: stats.skippedTotal, tcp: stats.tcp,

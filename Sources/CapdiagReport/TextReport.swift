@@ -13,12 +13,21 @@ public enum TextReport {
             switch input.stop {
             case "read_error": stop = "read error after \(input.packetsRead) packets: \(input.error ?? "unknown")"
             case "packet_limit": stop = "stopped at the -c limit"
+            case "interrupted": stop = "stopped by a signal (Ctrl-C)"
+            case "duration": stop = "stopped after --duration"
             default: stop = "end of file"
             }
             out += "  \(input.path): \(input.linkTypeName), snaplen \(input.snaplen), "
             out += "\(input.packetsRead) packets read, \(stop)\n"
         }
         if let filter = capture.filter { out += "  filter: \(filter)\n" }
+        if let kernel = capture.kernel {
+            out += "  kernel: \(kernel.received) packets received, \(kernel.dropped) dropped by the kernel, "
+            out += "\(kernel.interfaceDropped) by the interface\n"
+            if kernel.dropped + kernel.interfaceDropped > 0 {
+                out += "  WARNING: packets were dropped before capdiag saw them; conclusions may be incomplete\n"
+            }
+        }
         if let first = capture.firstPacket, let last = capture.lastPacket {
             out += "  time span: \(first) to \(last) (\(formatDuration(capture.durationNs)))\n"
         }
@@ -127,6 +136,13 @@ public enum TextReport {
     }
 
     static let exchangeLinesPerFlow = 5
+
+    /// One line for `--interval`: what has been seen so far.
+    public static func rollingLine(builder: ReportBuilder, packets: Int, openFlows: Int, drops: UInt64) -> String {
+        let states = builder.byConnState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return "[\(Timestamp.now.iso8601)] \(packets) packets, \(openFlows) open flows, \(builder.total) ended"
+            + (states.isEmpty ? "" : " (\(states))") + ", \(builder.flaggedCount) flagged, \(drops) kernel drops"
+    }
 
     static func render(_ dns: DNSRecord) -> String {
         var out = "\nDNS: \(dns.queries) queries, \(dns.responses) responses, \(dns.unanswered) unanswered"

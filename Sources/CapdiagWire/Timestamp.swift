@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A capture timestamp in nanoseconds since the Unix epoch (UTC). libpcap is opened with
 /// nanosecond precision, so microsecond files are scaled up and nothing is lost.
 public struct Timestamp: Hashable, Comparable, Sendable {
@@ -16,6 +20,13 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     public static func + (lhs: Timestamp, rhs: Int64) -> Timestamp { Timestamp(nanoseconds: lhs.nanoseconds &+ rhs) }
 
     public static let zero = Timestamp(nanoseconds: 0)
+
+    /// The wall clock (for live status lines; analysis uses packet times only).
+    public static var now: Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(seconds: Int64(spec.tv_sec), nanoseconds: Int64(spec.tv_nsec))
+    }
 
     /// RFC 3339 / ISO 8601 in UTC with nine fractional digits, e.g. `2026-11-25T12:44:07.123456789Z`.
     public var iso8601: String {

@@ -6,6 +6,7 @@ import CapdiagReport
 import CapdiagWire
 import Foundation
 import Logging
+import Synchronization
 
 /// Report formats (`-T`, as in tshark).
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -38,8 +39,53 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("i"), .customLong("interface")],
-        help: ArgumentHelp("Capture live on an interface (not available yet).", valueName: "interface"))
+        help: ArgumentHelp("Capture live on an interface ('any' for all). Stop with Ctrl-C, -c or --duration.", valueName: "interface"))
     var interface: String?
+
+    @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces live capture can use.")
+    var listInterfaces = false
+
+    @Option(
+        name: [.customShort("s", allowingJoined: true), .customLong("snapshot-length")],
+        help: ArgumentHelp("Live capture: bytes kept per packet.", valueName: "snaplen"))
+    var snapshotLength: Int = 262_144
+
+    @Option(
+        name: [.customShort("B", allowingJoined: true), .customLong("buffer-size")],
+        help: ArgumentHelp("Live capture: kernel buffer in KiB.", valueName: "KiB"))
+    var bufferSize: Int?
+
+    @Flag(name: [.customShort("p"), .customLong("no-promiscuous-mode")], help: "Live capture: do not put the interface in promiscuous mode.")
+    var noPromiscuous = false
+
+    @Flag(name: .customLong("no-immediate-mode"), help: "Live capture: let the kernel batch packets (less CPU, later delivery).")
+    var noImmediate = false
+
+    @Option(name: .customLong("duration"), help: ArgumentHelp("Live capture: stop after this long (e.g. 90s, 5m, 1h).", valueName: "time"))
+    var duration: String?
+
+    @Option(name: .customLong("interval"), help: ArgumentHelp("Live capture: print a rolling summary on stdout every N seconds.", valueName: "seconds"))
+    var interval: Double?
+
+    @Option(
+        name: [.customShort("w"), .customLong("write-file")],
+        help: ArgumentHelp("Live capture: also write the raw packets to this pcap file.", valueName: "file"))
+    var writeFile: String?
+
+    @Option(
+        name: [.customShort("C", allowingJoined: true), .customLong("file-size")],
+        help: ArgumentHelp("With -w: start a new file after this many MB (files FILE0, FILE1, …).", valueName: "MB"))
+    var fileSize: Int?
+
+    @Option(
+        name: [.customShort("W", allowingJoined: true), .customLong("file-count")],
+        help: ArgumentHelp("With -w and -C: keep at most this many files, reused in a ring.", valueName: "n"))
+    var fileCount: Int?
+
+    @Option(
+        name: [.customShort("Z"), .customLong("relinquish-privileges")],
+        help: ArgumentHelp("Live capture: after opening the interface, run as this user (as tcpdump -Z).", valueName: "user"))
+    var user: String?
 
     @Option(
         name: [.customShort("f"), .customLong("filter")],
@@ -76,10 +122,21 @@ struct Capdiag: ParsableCommand {
     var expression: [String] = []
 
     func validate() throws {
-        if interface != nil {
-            throw ValidationError("live capture (-i) is not implemented yet; capture with tcpdump -w and use -r")
+        if listInterfaces { return }
+        if interface != nil && !readFiles.isEmpty { throw ValidationError("give either -i INTERFACE or -r FILE, not both") }
+        if interface == nil && readFiles.isEmpty { throw ValidationError("give a capture file with -r FILE or an interface with -i") }
+        if interface == nil {
+            for (flag, used) in [("-w", writeFile != nil), ("--duration", duration != nil), ("--interval", interval != nil), ("-Z", user != nil)]
+            where used {
+                throw ValidationError("\(flag) applies to live capture (-i) only")
+            }
         }
-        if readFiles.isEmpty { throw ValidationError("give at least one capture file with -r FILE") }
+        if let duration, parseDuration(duration) == nil {
+            throw ValidationError("--duration takes a time like 90s, 5m or 1h, not '\(duration)'")
+        }
+        if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
+        if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
+        if let interval, interval <= 0 { throw ValidationError("--interval must be positive") }
         if let count, count <= 0 { throw ValidationError("-c needs a positive packet count") }
         if filter != nil && !expression.isEmpty {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
@@ -94,15 +151,9 @@ struct Capdiag: ParsableCommand {
         let logger = Logger(label: "capdiag")
 
         let filterExpression = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
-        let reader: OfflineReader
-        do {
-            reader = try OfflineReader(paths: readFiles, filter: filterExpression)
-        } catch {
-            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        for input in reader.inputs {
-            logger.notice("reading from file \(input.path), link-type \(input.linkTypeName), snapshot length \(input.snapshotLength)")
+        if listInterfaces {
+            try printInterfaces()
+            return
         }
 
         var options = AnalyzerOptions()
@@ -129,35 +180,124 @@ struct Capdiag: ParsableCommand {
             }
         }
 
-        reader.read(limit: count) { metadata, linkType, bytes in
-            analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
-            analyzer.drainFinishedFlows(take)
-            progress.tick(packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows)
-            return true
+        var inputs: [InputRecord] = []
+        var kernel: KernelRecord?
+        if let interface {
+            var live = LiveOptions()
+            live.snapshotLength = snapshotLength
+            live.bufferSize = bufferSize.map { $0 * 1024 }
+            live.promiscuous = !noPromiscuous
+            live.immediate = !noImmediate
+            let write = writeFile.map {
+                WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, fileCount: fileCount)
+            }
+            let reader: LiveReader
+            do {
+                reader = try LiveReader(device: interface, options: live, filter: filterExpression, write: write)
+                if let user { try reader.dropPrivileges(to: user) }
+            } catch {
+                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
+            StopSignal.install()
+            let started = DispatchTime.now().uptimeNanoseconds
+            let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
+            var nextRolling = interval.map { started + UInt64($0 * 1e9) }
+            var stoppedBy = "interrupted"
+            func periodic() {
+                let now = DispatchTime.now().uptimeNanoseconds
+                let drops = reader.handle.statistics?.dropped ?? 0
+                progress.tick(
+                    packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows, force: true,
+                    extra: "\(builder.flaggedCount) flagged, \(drops) dropped by the kernel")
+                if let next = nextRolling, now >= next {
+                    output.write(TextReport.rollingLine(builder: builder, packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, drops: drops) + "\n")
+                    output.flush()
+                    nextRolling = next + UInt64((interval ?? 1) * 1e9)
+                }
+            }
+            reader.read(
+                limit: count,
+                shouldStop: {
+                    if StopSignal.requested { return true }
+                    if let limitNs, DispatchTime.now().uptimeNanoseconds - started >= limitNs {
+                        stoppedBy = "duration"
+                        return true
+                    }
+                    return false
+                },
+                idle: periodic
+            ) { metadata, linkType, bytes in
+                analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
+                analyzer.drainFinishedFlows(take)
+                if analyzer.stats.packets & 0x3FF == 0 { periodic() }
+            }
+            var stop = stoppedBy
+            var message: String?
+            switch reader.stop {
+            case .packetLimit: stop = "packet_limit"
+            case .readError(let text):
+                stop = "read_error"
+                message = text
+                logger.warning("\(interface): capture stopped: \(text)")
+            default: break
+            }
+            inputs = [
+                InputRecord(
+                    path: "interface \(interface)", linkType: reader.handle.dataLinkType,
+                    linkTypeName: reader.handle.dataLinkName, snaplen: reader.handle.snapshotLength,
+                    packetsRead: reader.packets, stop: stop, error: message)
+            ]
+            if let stats = reader.handle.statistics {
+                kernel = KernelRecord(received: stats.received, dropped: stats.dropped, interfaceDropped: stats.interfaceDropped)
+                if stats.dropped + stats.interfaceDropped > 0 {
+                    logger.warning("\(stats.dropped) packets dropped by the kernel, \(stats.interfaceDropped) by the interface: conclusions may be incomplete")
+                }
+            }
+            for file in reader.writtenFiles { logger.notice("packets written to \(file)") }
+        } else {
+            let reader: OfflineReader
+            do {
+                reader = try OfflineReader(paths: readFiles, filter: filterExpression)
+            } catch {
+                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            for input in reader.inputs {
+                logger.notice("reading from file \(input.path), link-type \(input.linkTypeName), snapshot length \(input.snapshotLength)")
+            }
+            reader.read(limit: count) { metadata, linkType, bytes in
+                analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
+                analyzer.drainFinishedFlows(take)
+                progress.tick(packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows)
+                return true
+            }
+            inputs = reader.inputs.map { input in
+                var stop = "end_of_file"
+                var message: String?
+                switch input.stop {
+                case .readError(let text):
+                    stop = "read_error"
+                    message = text
+                    logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(text)")
+                case .packetLimit: stop = "packet_limit"
+                case .endOfFile, nil: break
+                }
+                return InputRecord(
+                    path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName,
+                    snaplen: input.snapshotLength, packetsRead: input.packetsRead, stop: stop, error: message)
+            }
         }
         analyzer.finish()
         analyzer.drainFinishedFlows(take)
         progress.clear()
 
-        let inputs = reader.inputs.map { input in
-            var stop = "end_of_file"
-            var message: String?
-            switch input.stop {
-            case .readError(let text):
-                stop = "read_error"
-                message = text
-                logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(text)")
-            case .packetLimit: stop = "packet_limit"
-            case .endOfFile, nil: break
-            }
-            return InputRecord(
-                path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName,
-                snaplen: input.snapshotLength, packetsRead: input.packetsRead, stop: stop, error: message)
-        }
-        for input in reader.inputs where !LinkType(dlt: input.linkType).isSupported {
+        for input in inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
         }
-        let summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
+        var summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
+        summary.capture.kernel = kernel
         switch format {
         case .text: output.write(TextReport.render(summary: summary, builder: builder))
         case .json: document?.finish(summary)
@@ -165,6 +305,35 @@ struct Capdiag: ParsableCommand {
         }
         output.flush()
     }
+
+    private func printInterfaces() throws {
+        do {
+            for (index, device) in try PcapHandle.interfaces().enumerated() {
+                var line = "\(index + 1).\(device.name)"
+                if let description = device.description { line += " (\(description))" }
+                var flags: [String] = []
+                if device.isUp { flags.append("Up") }
+                if device.isLoopback { flags.append("Loopback") }
+                if !flags.isEmpty { line += " [\(flags.joined(separator: ", "))]" }
+                if !device.addresses.isEmpty { line += " " + device.addresses.joined(separator: " ") }
+                print(line)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// `90s`, `5m`, `1h`, `250ms` or plain seconds.
+func parseDuration(_ text: String) -> Double? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        guard let value = Double(text.dropLast(suffix.count)), value > 0 else { return nil }
+        return value * scale
+    }
+    guard let value = Double(text), value > 0 else { return nil }
+    return value
 }
 
 /// Buffered stdout through C stdio: the report only, never logs.
@@ -193,17 +362,40 @@ final class Progress {
     init(enabled: Bool) { self.enabled = enabled }
 
     @inline(__always)
-    func tick(packets: Int, flows: Int) {
-        // Look at the clock only every 64K packets.
-        guard enabled, packets & 0xFFFF == 0 else { return }
+    func tick(packets: Int, flows: Int, force: Bool = false, extra: String = "") {
+        // Look at the clock only every 64K packets (or when a live capture is idle).
+        guard enabled, force || packets & 0xFFFF == 0 else { return }
         let now = DispatchTime.now()
         guard now.uptimeNanoseconds - lastUpdate.uptimeNanoseconds >= 1_000_000_000 else { return }
         lastUpdate = now
         shown = true
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(packets) packets, \(flows) open flows".utf8))
+        let tail = extra.isEmpty ? "" : ", " + extra
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(packets) packets, \(flows) open flows\(tail)".utf8))
     }
 
     func clear() {
         if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// Ctrl-C and SIGTERM: the first asks the capture to stop and report; the second exits at once.
+enum StopSignal {
+    static let count = Atomic<Int>(0)
+
+    static var requested: Bool { count.load(ordering: .relaxed) > 0 }
+
+    static func install() {
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            if StopSignal.count.add(1, ordering: .relaxed).newValue >= 2 { _exit(130) }
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+        // A parent may have started capdiag with these signals blocked (test runners, some
+        // supervisors); unblock them so Ctrl-C and SIGTERM always reach the handler.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }

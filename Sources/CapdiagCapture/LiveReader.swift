@@ -1,0 +1,163 @@
+import CPcap
+import CapdiagWire
+import Glibc
+
+/// Where `-w` writes the raw packets, with tcpdump-style rotation.
+public struct WriteOptions: Sendable {
+    public var path: String
+    /// Start a new file once the current one holds this many bytes (`-C`, in MB).
+    public var rotateBytes: Int64?
+    /// With rotation, keep at most this many files, reusing names in a ring (`-W`).
+    public var fileCount: Int?
+
+    public init(path: String, rotateBytes: Int64? = nil, fileCount: Int? = nil) {
+        self.path = path
+        self.rotateBytes = rotateBytes
+        self.fileCount = fileCount
+    }
+}
+
+/// Writes packets to pcap files (`pcap_dump_open`, `pcap_dump`), rotating like tcpdump:
+/// without `-C` one file `PATH`; with it `PATH0`, `PATH1`, … (with `-W N`, names repeat
+/// after N, zero-padded).
+final class PacketWriter {
+    private let handle: PcapHandle
+    private let options: WriteOptions
+    private var dumper: OpaquePointer?
+    private var index = 0
+    private(set) var files: [String] = []
+
+    init(handle: PcapHandle, options: WriteOptions) throws(CaptureError) {
+        self.handle = handle
+        self.options = options
+        try open()
+    }
+
+    deinit { close() }
+
+    private var currentName: String {
+        guard options.rotateBytes != nil else { return options.path }
+        if let count = options.fileCount, count > 0 {
+            let width = String(count - 1).count
+            let digits = String(index % count)
+            return options.path + String(repeating: "0", count: width - digits.count) + digits
+        }
+        return options.path + String(index)
+    }
+
+    private func open() throws(CaptureError) {
+        let name = currentName
+        guard let opened = pcap_dump_open(handle.raw, name) else {
+            throw CaptureError(function: "pcap_dump_open", subject: name, message: handle.lastError)
+        }
+        dumper = opened
+        if !files.contains(name) { files.append(name) }
+    }
+
+    func write(_ header: UnsafePointer<pcap_pkthdr>, _ data: UnsafePointer<UInt8>) throws(CaptureError) {
+        guard let dumper else { return }
+        pcap_dump(UnsafeMutablePointer<UInt8>(dumper), header, data)
+        if let limit = options.rotateBytes, pcap_dump_ftell64(dumper) >= limit {
+            close()
+            index += 1
+            try open()
+        }
+    }
+
+    func close() {
+        guard let dumper else { return }
+        pcap_dump_flush(dumper)
+        pcap_dump_close(dumper)
+        self.dumper = nil
+    }
+}
+
+/// Reads a live interface until told to stop, hands each packet to the analysis, and writes
+/// it to `-w` files if asked. `pcap_next_ex` returns at least every `timeoutMilliseconds`, so a
+/// stop request (Ctrl-C) is seen quickly even when no traffic flows.
+public final class LiveReader {
+    public let handle: PcapHandle
+    public let linkType: LinkType
+    private var writer: PacketWriter?
+    private var descriptor: Int32 = -1
+    private var pollTimeout: Int32 = 100
+    public private(set) var packets = 0
+    public private(set) var stop: StopReason?
+
+    public init(device: String, options: LiveOptions, filter: String?, write: WriteOptions?) throws(CaptureError) {
+        handle = try PcapHandle.openLive(device: device, options: options)
+        if let filter, !filter.isEmpty { try handle.setFilter(filter) }
+        // In immediate mode Linux ignores the read timeout, so reads are non-blocking and the
+        // loop waits with poll(2) on the capture descriptor instead (pcap_get_selectable_fd).
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        if pcap_setnonblock(handle.raw, 1, &errorBuffer) != 0 {
+            throw CaptureError(function: "pcap_setnonblock", subject: device, message: string(fromCBuffer: errorBuffer))
+        }
+        descriptor = pcap_get_selectable_fd(handle.raw)
+        pollTimeout = options.timeoutMilliseconds
+        linkType = LinkType(dlt: handle.dataLinkType)
+        if let write { writer = try PacketWriter(handle: handle, options: write) }
+    }
+
+    /// Files written so far by `-w`.
+    public var writtenFiles: [String] { writer?.files ?? [] }
+
+    /// Reads until `shouldStop` says so, `limit` packets were read, or the capture fails.
+    /// - Parameters:
+    ///   - shouldStop: checked before every read (also after timeouts with no packet).
+    ///   - idle: called when a read timed out without a packet (for status lines and sweeps).
+    ///   - body: called for each packet; the bytes are valid only during the call.
+    public func read(
+        limit: Int?, shouldStop: () -> Bool, idle: () -> Void, _ body: (PacketMetadata, LinkType, RawSpan) -> Void
+    ) {
+        while stop == nil {
+            if shouldStop() {
+                stop = .endOfFile
+                break
+            }
+            if let limit, packets >= limit {
+                stop = .packetLimit
+                break
+            }
+            switch handle.next() {
+            case .packet(let header, let data):
+                packets += 1
+                if let writer {
+                    do { try writer.write(header, data) } catch {
+                        stop = .readError("writing \(error)")
+                        break
+                    }
+                }
+                let captured = Int(header.pointee.caplen)
+                let metadata = PacketMetadata(
+                    timestamp: OfflineReader.timestamp(header), capturedLength: captured,
+                    wireLength: Int(header.pointee.len), sourceIndex: 0)
+                body(metadata, linkType, UnsafeRawBufferPointer(start: data, count: captured).bytes)
+            case .timeout:
+                // No packet waiting: sleep in poll(2) until one arrives or the timeout passes.
+                if descriptor >= 0 {
+                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&entry, 1, pollTimeout)
+                }
+                idle()
+            case .endOfFile:
+                stop = .endOfFile
+            case .error(let message):
+                stop = .readError(message)
+            }
+        }
+        writer?.close()
+    }
+
+    /// Drops root after the device is open (tcpdump's `-Z`): supplementary groups, group, user.
+    public func dropPrivileges(to user: String) throws(CaptureError) {
+        guard let entry = getpwnam(user) else {
+            throw CaptureError(function: "getpwnam", subject: user, message: "no such user")
+        }
+        let uid = entry.pointee.pw_uid
+        let gid = entry.pointee.pw_gid
+        guard initgroups(user, gid) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+            throw CaptureError(function: "setuid", subject: user, message: String(cString: strerror(errno)))
+        }
+    }
+}

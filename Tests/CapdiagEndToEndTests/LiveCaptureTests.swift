@@ -1,0 +1,78 @@
+import CapdiagProtocols
+import CapdiagReport
+import CapdiagTestSupport
+import Foundation
+import Glibc
+import Testing
+
+/// Live capture on loopback, as root (CI runs as root): capdiag -i lo with a filter on the
+/// test's ports, real connections (a refusal, an HTTP exchange, an upstream that resets), then
+/// SIGINT; the report must name what happened, and the -w file analysed offline must agree.
+@Suite(.enabled(if: getuid() == 0, "live capture needs root (CAP_NET_RAW); skipped"), .serialized)
+struct LiveCapture {
+    @Test func reportsRealTrafficAndStopsOnSIGINT() throws {
+        let base = 18_400 + Int(getpid() % 50) * 4
+        let written = FileManager.default.temporaryDirectory.appending(path: "capdiag-live-\(UUID().uuidString).pcap")
+        defer { try? FileManager.default.removeItem(at: written) }
+        let process = Process()
+        process.executableURL = Locations.capdiagExecutable
+        process.arguments = [
+            "-q", "-T", "jsonl", "-i", "lo", "-w", written.path, "tcp", "portrange", "\(base)-\(base + 2)",
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        let traffic = try Locations.run(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [Locations.repositoryRoot.appending(path: "scripts/live-traffic.py").path, "scenarios", "\(base)"])
+        #expect(traffic.status == 0, "traffic generator: \(traffic.stderr)")
+        Thread.sleep(forTimeInterval: 0.5)
+        process.interrupt()  // SIGINT, as Ctrl-C
+        // Never hang the suite: a capture still running after 15 s is killed (and fails).
+        for _ in 0..<150 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning {
+            Issue.record("capdiag did not stop on SIGINT")
+            kill(process.processIdentifier, SIGKILL)
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let decoder = JSONOutput.decoder()
+        let flows = lines.compactMap { try? decoder.decode(FlowRecord.self, from: Data($0.utf8)) }
+        let summary = try #require(lines.last.flatMap { try? decoder.decode(SummaryRecord.self, from: Data($0.utf8)) })
+        #expect(summary.capture.inputs.first?.stop == "interrupted")
+        #expect(summary.capture.kernel != nil)
+        let refused = flows.first { $0.responder.port == UInt16(base) }
+        #expect(refused?.connState == "REJ")
+        let ok = try #require(flows.first { $0.responder.port == UInt16(base + 1) })
+        #expect(ok.http?.exchanges.first?.status == 200)
+        let reset = try #require(flows.first { $0.responder.port == UInt16(base + 2) })
+        #expect(reset.connState == "RSTR")
+        #expect(reset.http?.exchanges.first?.problem?.code == "request_without_response")
+
+        // The written capture gives the same flows offline.
+        let offline = try analyze([written.path]).flows
+        #expect(offline.map(\.connState).sorted() == flows.map(\.connState).sorted())
+        #expect(offline.map(\.history).sorted() == flows.map(\.history).sorted())
+    }
+
+    @Test func missingInterfaceIsAClearError() throws {
+        let result = try Locations.run(Locations.capdiagExecutable, ["-i", "capdiag-no-such0"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no such interface"))
+    }
+
+    @Test func durationStopsTheCaptureAndRotationKeepsFilesSmall() throws {
+        let prefix = FileManager.default.temporaryDirectory.appending(path: "capdiag-rot-\(UUID().uuidString)").path
+        let result = try Locations.run(Locations.capdiagExecutable, [
+            "-q", "-i", "lo", "--duration", "1s", "-w", prefix, "-C", "1", "-W", "3", "tcp port 1",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("stopped after --duration"))
+        #expect(FileManager.default.fileExists(atPath: prefix + "0"))
+        try? FileManager.default.removeItem(atPath: prefix + "0")
+    }
+}
