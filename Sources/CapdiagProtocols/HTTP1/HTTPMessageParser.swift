@@ -107,6 +107,33 @@ public struct HTTPMessageParser: Sendable {
                 lineLength = 0
                 bodyBytes = 0
                 event(.messageStarted)
+            case .head where headBuffer.count >= 8:
+                // Past the first 8 bytes (checked one by one below): copy up to the end of the
+                // line in one append, never past the header-section limit.
+                let limit = min(count, index + (maximumHeaderSection - headBuffer.count))
+                var end = index
+                var printable = 0
+                var sawNewline = false
+                while end < limit {
+                    let byte = bytes.unsafeLoad(fromByteOffset: end, as: UInt8.self)
+                    end += 1
+                    if byte == UInt8(ascii: "\n") {
+                        sawNewline = true
+                        break
+                    }
+                    if byte != UInt8(ascii: "\r") { printable += 1 }
+                }
+                let start = index
+                bytes.withUnsafeBytes { raw in headBuffer.append(contentsOf: raw[start..<end]) }
+                index = end
+                lineLength += printable
+                if sawNewline {
+                    if lineLength == 0 { headComplete(event) }
+                    lineLength = 0
+                }
+                if state == .head && headBuffer.count >= maximumHeaderSection {
+                    fail(.headerSectionTooLarge(size: headBuffer.count), event)
+                }
             case .head:
                 let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
                 index += 1
