@@ -9,6 +9,21 @@ public enum StopReason: Sendable, Equatable {
     case readError(String)
     /// `-c N` was reached.
     case packetLimit
+
+    /// The stable name used in reports: `end_of_file`, `read_error` or `packet_limit`.
+    public var code: String {
+        switch self {
+        case .endOfFile: "end_of_file"
+        case .readError: "read_error"
+        case .packetLimit: "packet_limit"
+        }
+    }
+
+    /// libpcap's text when reading failed.
+    public var message: String? {
+        if case .readError(let text) = self { return text }
+        return nil
+    }
 }
 
 /// What was read from one input file.

@@ -174,8 +174,11 @@ public struct FlowRecord: Codable, Sendable, Equatable {
 
     public static func isFlagged(_ flow: TCPFlow, session: ProtocolSession?) -> Bool {
         var problems = 0
-        if let session, case .http(let connection) = session.application { problems = connection.problemCount }
-        if TLSRecord(session)?.hasProblem == true { problems += 1 }
+        switch session?.application {
+        case .http(let connection)?: problems = connection.problemCount
+        case .tls(let connection)?: problems = connection.hasProblem ? 1 : 0
+        default: break
+        }
         return isFlagged(
             connState: flow.connState.rawValue, resets: flow.orig.rstCount + flow.resp.rstCount,
             icmpError: flow.firstICMPError != nil, httpProblems: problems)

@@ -305,6 +305,7 @@ extension TLSRecord {
         o.add("first_client_application_data", firstClientApplicationData?.jsonObject)
         o.add("first_server_application_data", firstServerApplicationData?.jsonObject)
         o.add("handshake_completed", handshakeCompleted)
+        o.add("has_problem", hasProblem)
         o.add("offered_alpn", strings: offeredAlpn)
         o.add("offered_versions", strings: offeredVersions)
         o.add("plaintext_http_reply", plaintextHttpReply?.jsonObject)

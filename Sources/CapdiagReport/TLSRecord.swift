@@ -46,6 +46,9 @@ public struct TLSRecord: Codable, Sendable, Equatable {
     public var plaintextHttpReply: EventRecord?
     public var clientViolation: String?
     public var serverViolation: String?
+    /// An alert other than close_notify, an answer that is not TLS, or an alert right after
+    /// the handshake: the flow is flagged.
+    public var hasProblem: Bool
 
     init?(_ session: ProtocolSession?) {
         guard let session, case .tls(let tls) = session.application else { return nil }
@@ -70,12 +73,7 @@ public struct TLSRecord: Codable, Sendable, Equatable {
         plaintextHttpReply = tls.plaintextHTTPReply.map(EventRecord.init)
         clientViolation = tls.clientViolation
         serverViolation = tls.serverViolation
-    }
-
-    /// Alerts other than close_notify, an unfinished handshake, or a non-TLS answer.
-    var hasProblem: Bool {
-        alerts.contains { $0.descriptionCode != 0 } || plaintextHttpReply != nil || serverViolation != nil
-            || alertAfterHandshakeWithoutData
+        hasProblem = tls.hasProblem
     }
 }
 

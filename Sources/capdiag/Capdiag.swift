@@ -233,16 +233,11 @@ struct Capdiag: ParsableCommand {
                 analyzer.drainFinishedFlows(take)
                 if analyzer.stats.packets & 0x3FF == 0 { periodic() }
             }
+            // A signal or --duration ends a live capture without a reader stop reason of its own.
             var stop = stoppedBy
-            var message: String?
-            switch reader.stop {
-            case .packetLimit: stop = "packet_limit"
-            case .readError(let text):
-                stop = "read_error"
-                message = text
-                logger.warning("\(interface): capture stopped: \(text)")
-            default: break
-            }
+            if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
+            let message = reader.stop?.message
+            if let message { logger.warning("\(interface): capture stopped: \(message)") }
             inputs = [
                 InputRecord(
                     path: "interface \(interface)", linkType: reader.handle.dataLinkType,
@@ -274,19 +269,13 @@ struct Capdiag: ParsableCommand {
                 return true
             }
             inputs = reader.inputs.map { input in
-                var stop = "end_of_file"
-                var message: String?
-                switch input.stop {
-                case .readError(let text):
-                    stop = "read_error"
-                    message = text
-                    logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(text)")
-                case .packetLimit: stop = "packet_limit"
-                case .endOfFile, nil: break
+                if let message = input.stop?.message {
+                    logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(message)")
                 }
                 return InputRecord(
                     path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName,
-                    snaplen: input.snapshotLength, packetsRead: input.packetsRead, stop: stop, error: message)
+                    snaplen: input.snapshotLength, packetsRead: input.packetsRead,
+                    stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
             }
         }
         analyzer.finish()

@@ -28,8 +28,7 @@ func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, option
         InputRecord(
             path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName, snaplen: input.snapshotLength,
             packetsRead: input.packetsRead,
-            stop: input.stop == .packetLimit ? "packet_limit" : input.stop == .endOfFile ? "end_of_file" : "read_error",
-            error: { if case .readError(let text) = input.stop { return text } else { return nil } }())
+            stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
     }
     return (flows, builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns))
 }

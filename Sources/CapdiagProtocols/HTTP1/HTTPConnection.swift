@@ -82,55 +82,44 @@ public struct HTTPConnection: Sendable {
 
     /// Feeds in-order bytes from one side.
     public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
-        // The parser is swapped out while it runs, so the event handlers can update the rest
-        // of the connection (a swap moves, it does not copy).
-        if side == .client {
-            var parser = HTTPMessageParser.placeholder
-            swap(&parser, &requestParser)
-            parser.feed(bytes) { handleRequest($0, packet: packet) }
-            swap(&parser, &requestParser)
-        } else {
-            var parser = HTTPMessageParser.placeholder
-            swap(&parser, &responseParser)
-            parser.feed(bytes) { handleResponse($0, packet: packet) }
-            swap(&parser, &responseParser)
-        }
+        withParser(side, packet: packet) { parser, event in parser.feed(bytes, event) }
     }
 
     /// Bytes missing from the capture on one side.
     public mutating func gap(_ length: Int64, from side: StreamSide, packet: PacketRef) {
-        if side == .client {
-            var parser = requestParser
-            requestParser = HTTPMessageParser(role: .request)
-            _ = parser.gap(length) { handleRequest($0, packet: packet) }
-            requestParser = parser
-        } else {
-            var parser = responseParser
-            responseParser = HTTPMessageParser(role: .response)
-            _ = parser.gap(length) { handleResponse($0, packet: packet) }
-            responseParser = parser
+        _ = withParser(side, packet: packet) { parser, event in parser.gap(length, event) }
+    }
+
+    /// Runs `operation` on one side's parser while it is swapped out of the connection (a
+    /// swap moves, it does not copy), so the event handlers can update the rest of it.
+    private mutating func withParser<Result>(
+        _ side: StreamSide, packet: PacketRef,
+        _ operation: (inout HTTPMessageParser, (HTTPMessageParser.Event) -> Void) -> Result
+    ) -> Result {
+        var parser = HTTPMessageParser.placeholder
+        if side == .client { swap(&parser, &requestParser) } else { swap(&parser, &responseParser) }
+        let result = operation(&parser) { event in
+            if side == .client { handleRequest(event, packet: packet) } else { handleResponse(event, packet: packet) }
         }
+        if side == .client { swap(&parser, &requestParser) } else { swap(&parser, &responseParser) }
+        return result
     }
 
     /// One side closed (FIN or RST) or the capture ended.
     public mutating func closed(_ side: StreamSide, by kind: CloseKind, packet: PacketRef) {
         if side == .client {
             if clientClose == nil { clientClose = kind }
-            var parser = requestParser
-            requestParser = HTTPMessageParser(role: .request)
-            let result = parser.close(kind) { handleRequest($0, packet: packet) }
-            requestParser = parser
+            let result = withParser(.client, packet: packet) { parser, event in parser.close(kind, event) }
             if result.cutShort, var exchange = pending.last, exchange.requestComplete == nil {
                 exchange.problem = exchange.problem ?? HTTPProblem(code: "request_cut_short", detail: cutShortDetail(kind, result.missing))
                 pending[pending.count - 1] = exchange
             }
         } else {
-            var parser = responseParser
-            responseParser = HTTPMessageParser(role: .response)
-            let result = parser.close(kind) { handleResponse($0, packet: packet) }
-            responseParser = parser
+            let (result, bodyBytes) = withParser(.server, packet: packet) { parser, event in
+                (parser.close(kind, event), parser.currentBodyBytes)
+            }
             if result.cutShort, var exchange = pending.first ?? orphan {
-                exchange.deliveredBodyBytes = parser.currentBodyBytes
+                exchange.deliveredBodyBytes = bodyBytes
                 exchange.problem = HTTPProblem(code: "response_cut_short", detail: cutShortDetail(kind, result.missing))
                 finishFirst(exchange)
             }

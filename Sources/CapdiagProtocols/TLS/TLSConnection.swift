@@ -78,6 +78,13 @@ public struct TLSConnection: Sendable {
         return alerts.contains { $0.side == .client && $0.encrypted }
     }
 
+    /// Worth an engineer's look: an alert other than close_notify, an answer that is not TLS,
+    /// or the client alerting right after the handshake.
+    public var hasProblem: Bool {
+        alerts.contains { $0.description != 0 } || plaintextHTTPReply != nil || serverViolation != nil
+            || alertAfterHandshakeWithoutData
+    }
+
     public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
         var reader = side == .client ? client : server
         if side == .client { client = RecordReader() } else { server = RecordReader() }
