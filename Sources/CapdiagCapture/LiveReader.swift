@@ -83,6 +83,8 @@ public final class LiveReader {
     private var pollTimeout: Int32 = 100
     public private(set) var packets = 0
     public private(set) var stop: StopReason?
+    /// At most this many already-captured packets are read after a stop request.
+    static let drainLimit = 100_000
 
     public init(device: String, options: LiveOptions, filter: String?, write: WriteOptions?) throws(CaptureError) {
         handle = try PcapHandle.openLive(device: device, options: options)
@@ -110,10 +112,16 @@ public final class LiveReader {
     public func read(
         limit: Int?, shouldStop: () -> Bool, idle: () -> Void, _ body: (PacketMetadata, LinkType, RawSpan) -> Void
     ) {
+        var draining = false
+        var drained = 0
         while stop == nil {
-            if shouldStop() {
-                stop = .endOfFile
-                break
+            // Packets the kernel already captured belong to the report (an RST that arrived just
+            // before Ctrl-C is often the answer): after a stop request, read what is waiting
+            // (bounded, so a flood cannot delay the stop), then stop at the first empty read.
+            if !draining, shouldStop() { draining = true }
+            if draining {
+                drained += 1
+                if drained > Self.drainLimit { stop = .endOfFile; break }
             }
             if let limit, packets >= limit {
                 stop = .packetLimit
@@ -133,6 +141,8 @@ public final class LiveReader {
                     timestamp: OfflineReader.timestamp(header), capturedLength: captured,
                     wireLength: Int(header.pointee.len), sourceIndex: 0)
                 body(metadata, linkType, UnsafeRawBufferPointer(start: data, count: captured).bytes)
+            case .timeout where draining:
+                stop = .endOfFile
             case .timeout:
                 // No packet waiting: sleep in poll(2) until one arrives or the timeout passes.
                 if descriptor >= 0 {
