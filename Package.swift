@@ -21,14 +21,16 @@ let package = Package(
         .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
         // Stream parsers for HTTP/1.x and TLS: push bytes, get events. Only Wire (for small types).
         .target(name: "CapdiagProtocols", dependencies: ["CapdiagWire"]),
+        // Verdicts: rules over one flow's facts, scores, and the inference across flows.
+        .target(name: "CapdiagDiagnosis", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols"]),
         // Wires decoded packets into flows and counts what could not be decoded.
-        .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols"]),
+        .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols", "CapdiagDiagnosis"]),
         // Report model and its text / JSON renderings.
-        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols"]),
+        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols"]),
         .executableTarget(
             name: "capdiag",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagWire",
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -42,9 +44,12 @@ let package = Package(
         .testTarget(name: "CapdiagFlowTests", dependencies: ["CapdiagFlow", "CapdiagWire", "CapdiagTestSupport"]),
         .testTarget(name: "CapdiagProtocolsTests", dependencies: ["CapdiagProtocols", "CapdiagTestSupport"]),
         .testTarget(
+            name: "CapdiagDiagnosisTests",
+            dependencies: ["CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols", "CapdiagWire", "CapdiagTestSupport"]),
+        .testTarget(
             name: "CapdiagEndToEndTests",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagFlow", "CapdiagProtocols",
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
                 "CapdiagTestSupport",
             ]
         ),

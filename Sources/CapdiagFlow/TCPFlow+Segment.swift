@@ -85,7 +85,8 @@ extension TCPFlow {
         if flags.contains(.rst) {
             sender.rstCount += 1
             if sender.firstRST == nil {
-                sender.firstRST = ControlMark(packet: segment.packet, relativeSequence: relativeSequence)
+                sender.firstRST = ControlMark(
+                    packet: segment.packet, relativeSequence: relativeSequence, withAck: flags.contains(.ack))
             }
             if payload > 0 { anomalies.insert(.rstWithData) }
         }

@@ -10,6 +10,15 @@ public enum EndpointState: UInt8, Sendable {
 public struct ControlMark: Sendable {
     public var packet: PacketRef
     public var relativeSequence: Int64
+    /// Whether the segment also carried ACK. A RST without ACK is what a host sends for a
+    /// segment that reached no socket (RFC 9293 §3.10.7.1): the connection was already gone.
+    public var withAck: Bool
+
+    public init(packet: PacketRef, relativeSequence: Int64, withAck: Bool = true) {
+        self.packet = packet
+        self.relativeSequence = relativeSequence
+        self.withAck = withAck
+    }
 }
 
 /// The first ICMP error quoting this flow.
@@ -118,6 +127,8 @@ public struct DirectionStats: Sendable {
     public var windowScale: UInt8?
     public var sackPermitted = false
     public var timestamps = false
+
+    public init() {}
 
     // Sequence analysis (internal).
     var state: EndpointState = .inactive

@@ -1,3 +1,4 @@
+import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagProtocols
@@ -108,8 +109,10 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     /// DNS over TCP on this connection.
     public var dns: DNSRecord?
     public var stream: StreamsRecord?
+    /// Scores and verdicts (absent when the flow was not diagnosed).
+    public var diagnosis: FlowDiagnosisRecord?
 
-    public init(_ flow: TCPFlow, session: ProtocolSession? = nil) {
+    public init(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil) {
         let start = flow.first.time
         func packet(_ ref: PacketRef?) -> PacketRecord? { ref.map { PacketRecord($0, flowStart: start) } }
         func control(_ mark: ControlMark?) -> ControlRecord? {
@@ -163,11 +166,13 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         tls = TLSRecord(session)
         if let session, case .dns(let stream) = session.application { dns = DNSRecord(stream.tracker) }
         stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }
+        self.diagnosis = diagnosis.map(FlowDiagnosisRecord.init)
     }
 
     /// Resets, refusals and unanswered or half-open handshakes: what an engineer looks at first.
     public var isFlagged: Bool {
-        Self.isFlagged(
+        if let diagnosis { return !diagnosis.healthy }
+        return Self.isFlagged(
             connState: connState, resets: orig.rst + resp.rst, icmpError: icmpError != nil,
             httpProblems: (http?.problemCount ?? 0) + (tls?.hasProblem == true ? 1 : 0))
     }

@@ -81,6 +81,7 @@ extension FlowRecord {
         o.add("anomalies", strings: anomalies)
         o.add("application", application)
         o.add("conn_state", connState)
+        o.add("diagnosis", diagnosis?.jsonObject)
         o.add("dns", dns?.jsonObject)
         o.add("duration_ns", durationNs)
         o.add("end", end)
@@ -362,6 +363,56 @@ extension DNSAnswerChangeRecord {
         o.add("name", name)
         o.add("query_type", queryType)
         o.add("time", time)
+        return o
+    }
+}
+
+extension FlowDiagnosisRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("findings", objects: findings.map(\.jsonObject))
+        o.add("healthy", healthy)
+        var s = JSONObject()
+        s.add("handshake", scores.handshake)
+        s.add("invalid_response", scores.invalidResponse)
+        s.add("network_quality", scores.networkQuality)
+        s.add("reset", scores.reset)
+        s.add("timeout", scores.timeout)
+        o.add("scores", s)
+        o.add("severity", severity)
+        return o
+    }
+}
+
+extension FindingRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("code", code)
+        o.add("dimension", dimension)
+        o.add("evidence", objects: evidence.map(\.jsonObject))
+        o.add("exchange", exchange)
+        o.add("method", method)
+        o.add("proxy_status", proxyStatus)
+        o.add("reason", reason)
+        o.add("rule", rule)
+        o.add("score", score)
+        o.add("severity", severity)
+        o.add("summary", summary)
+        o.add("target", target)
+        o.add("time", time)
+        return o
+    }
+}
+
+extension EvidenceRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("frame", frame)
+        o.add("from", from)
+        o.add("offset_ns", offsetNs)
+        o.add("since_request_ns", sinceRequestNs)
+        o.add("time", time)
+        o.add("what", what)
         return o
     }
 }

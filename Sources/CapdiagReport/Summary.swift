@@ -1,3 +1,4 @@
+import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagProtocols
@@ -89,6 +90,8 @@ public struct SummaryRecord: Codable, Sendable, Equatable {
     public var flows: FlowCounts
     /// DNS over UDP; absent when there was none.
     public var dns: DNSRecord?
+    /// The capture-wide diagnosis: per upstream causes, inferences, client-side failures.
+    public var diagnosis: Conclusions?
 }
 
 /// Collects flow records as they finish, keeping counts for all and the records of at most
@@ -115,14 +118,14 @@ public struct ReportBuilder: Sendable {
 
     /// Counts a flow, building its record only when it is one of those kept: formatting
     /// every flow's times would cost more than tracking it.
-    public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil) {
-        let isFlagged = FlowRecord.isFlagged(flow, session: session)
+    public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil) {
+        let isFlagged = diagnosis.map { !$0.isHealthy } ?? FlowRecord.isFlagged(flow, session: session)
         let kept = isFlagged ? flagged.count < keep : others.count < keep
         guard kept else {
             count(connState: flow.connState.rawValue, flagged: isFlagged)
             return
         }
-        add(FlowRecord(flow, session: session))
+        add(FlowRecord(flow, session: session, diagnosis: diagnosis))
     }
 
     private mutating func count(connState: String, flagged isFlagged: Bool) {

@@ -6,6 +6,7 @@ import CapdiagWire
 public enum TextReport {
     public static func render(summary: SummaryRecord, builder: ReportBuilder) -> String {
         var out = ""
+        if let diagnosis = summary.diagnosis { out += render(diagnosis) + "\n" }
         let capture = summary.capture
         out += "Capture\n"
         for input in capture.inputs {
@@ -57,7 +58,7 @@ public enum TextReport {
         }
 
         if flows.flagged > 0 {
-            out += "\nFlows with resets, refused or unanswered handshakes: \(flows.flagged)\n"
+            out += "\nFlagged flows: \(flows.flagged)\n"
             for record in builder.flagged { out += line(record) }
             if flows.flagged > builder.flagged.count {
                 out += "  … \(flows.flagged - builder.flagged.count) more (use -T json or -T jsonl for all)\n"
@@ -109,6 +110,7 @@ public enum TextReport {
             }
         }
         if let tls = flow.tls { text += "      " + line(tls) + "\n" }
+        if let diagnosis = flow.diagnosis { text += findingLines(diagnosis) }
         if let dns = flow.dns {
             text += "      DNS over TCP: \(dns.queries) queries, \(dns.responses) responses, \(dns.unanswered) unanswered\n"
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CapdiagCapture
+import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagReport
@@ -27,8 +28,14 @@ struct Capdiag: ParsableCommand {
               capdiag -r upstream.pcap tcp port 8080
             Put -- before an expression that starts with '-'.
 
-            Exit status: 0 the analysis ran; 2 an input could not be opened or the filter is invalid; \
-            64 bad usage.
+            Every flow is scored (reset, handshake, timeout, invalid response, network quality) and \
+            its failures get verdicts with evidence; the report then names, per upstream, the causes \
+            of failed requests and the fix. Thresholds follow nginx's defaults; set them to the \
+            gateway's own with --connect-timeout, --read-timeout and --max-header-size.
+
+            Exit status: 0 the analysis ran (and, with --fail-on, found nothing that severe); 1 a \
+            verdict at or above the --fail-on severity; 2 an input could not be opened or the filter \
+            is invalid; 64 bad usage.
             """,
         version: "0.1.0")
 
@@ -109,6 +116,24 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
+    @Option(name: .customLong("upstream"), help: ArgumentHelp("Treat this HOST or HOST:PORT as an upstream (repeatable); other servers are not reported as upstreams.", valueName: "host[:port]"))
+    var upstreams: [String] = []
+
+    @Option(name: .customLong("gateway"), help: ArgumentHelp("The gateway's client-facing HOST or HOST:PORT (repeatable), instead of finding it from the traffic.", valueName: "host[:port]"))
+    var gateways: [String] = []
+
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp("The gateway's connect timeout in seconds (nginx proxy_connect_timeout).", valueName: "seconds"))
+    var connectTimeout: Double = 60
+
+    @Option(name: .customLong("read-timeout"), help: ArgumentHelp("The gateway's read timeout in seconds (nginx proxy_read_timeout): a request unanswered this long is a timeout.", valueName: "seconds"))
+    var readTimeout: Double = 60
+
+    @Option(name: .customLong("max-header-size"), help: ArgumentHelp("The gateway's response header buffer in bytes (nginx proxy_buffer_size, 4096 on x86-64).", valueName: "bytes"))
+    var maxHeaderSize: Int = 4096
+
+    @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit with status 1 when a verdict is at least this severe: info, low, medium or high.", valueName: "severity"))
+    var failOn: String?
+
     @Flag(name: .customShort("n"), help: "Accepted for tcpdump compatibility; capdiag never resolves names.")
     var numeric = false
 
@@ -142,6 +167,12 @@ struct Capdiag: ParsableCommand {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
         }
         if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be positive") }
+        if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on takes info, low, medium or high, not '\(failOn)'") }
+        for value in upstreams + gateways where EndpointPattern(value) == nil {
+            throw ValidationError("'\(value)' is not HOST or HOST:PORT")
+        }
+        if connectTimeout <= 0 || readTimeout <= 0 { throw ValidationError("timeouts must be positive") }
+        if maxHeaderSize <= 0 { throw ValidationError("--max-header-size must be positive") }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
     }
 
@@ -161,16 +192,26 @@ struct Capdiag: ParsableCommand {
         options.flowTable.maximumFlows = maxFlows
         var analyzer = Analyzer(options: options)
         var builder = ReportBuilder(keep: listLimit)
+        var thresholds = DiagnosisOptions()
+        thresholds.connectTimeout = Int64(connectTimeout * 1e9)
+        thresholds.readTimeout = Int64(readTimeout * 1e9)
+        thresholds.maxHeaderSize = maxHeaderSize
+        let diagnoser = Diagnoser(options: thresholds)
+        var collector = DiagnosisCollector(
+            options: thresholds, upstreams: upstreams.compactMap(EndpointPattern.init), gateways: gateways.compactMap(EndpointPattern.init))
         let output = StandardOutput()
         var document = format == .json ? JSONDocumentWriter(write: output.write) : nil
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
 
         func take(_ flow: TCPFlow, _ session: ProtocolSession) {
+            let facts = session.facts(flow)
+            let diagnosis = diagnoser.diagnose(facts)
+            collector.add(facts, diagnosis)
             guard format != .text else {
-                builder.add(flow, session: session)
+                builder.add(flow, session: session, diagnosis: diagnosis)
                 return
             }
-            let record = FlowRecord(flow, session: session)
+            let record = FlowRecord(flow, session: session, diagnosis: diagnosis)
             builder.add(record)
             if format == .json {
                 document?.add(record)
@@ -210,7 +251,7 @@ struct Capdiag: ParsableCommand {
                 let drops = reader.handle.statistics?.dropped ?? 0
                 progress.tick(
                     packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows, force: true,
-                    extra: "\(builder.flaggedCount) flagged, \(drops) dropped by the kernel")
+                    extra: "\(builder.flaggedCount) flagged\(causeCounts(collector.flaggedByCode)), \(drops) dropped by the kernel")
                 if let next = nextRolling, now >= next {
                     output.write(TextReport.rollingLine(builder: builder, packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, drops: drops) + "\n")
                     output.flush()
@@ -287,12 +328,16 @@ struct Capdiag: ParsableCommand {
         }
         var summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = kernel
+        summary.diagnosis = collector.conclude(dns: analyzer.dns)
         switch format {
         case .text: output.write(TextReport.render(summary: summary, builder: builder))
         case .json: document?.finish(summary)
         case .jsonl: output.write(JSONOutput.line(summary) + "\n")
         }
         output.flush()
+        if let failOn, let threshold = Severity(name: failOn), let worst = collector.worst, worst >= threshold {
+            throw ExitCode(1)
+        }
     }
 
     private func printInterfaces() throws {
@@ -315,6 +360,13 @@ struct Capdiag: ParsableCommand {
 }
 
 /// `90s`, `5m`, `1h`, `250ms` or plain seconds.
+/// " (3 keepalive_race, 1 connection_refused)" for the status line, or "".
+func causeCounts(_ counts: [String: Int]) -> String {
+    guard !counts.isEmpty else { return "" }
+    let parts = counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(3).map { "\($0.value) \($0.key)" }
+    return " (" + parts.joined(separator: ", ") + ")"
+}
+
 func parseDuration(_ text: String) -> Double? {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
     for (suffix, scale) in units where text.hasSuffix(suffix) {

@@ -12,7 +12,7 @@ import Testing
         #expect(result.status == 0)
         #expect(result.stdout.contains("packets: 18 read, 18 decoded"))
         #expect(result.stdout.contains("REJ          1  connection attempt rejected"))
-        let flagged = try #require(result.stdout.range(of: "Flows with resets, refused or unanswered handshakes: 1"))
+        let flagged = try #require(result.stdout.range(of: "Flagged flows: 1"))
         let others = try #require(result.stdout.range(of: "Other flows: 1"))
         #expect(flagged.lowerBound < others.lowerBound)
         #expect(result.stderr.contains("reading from file"))

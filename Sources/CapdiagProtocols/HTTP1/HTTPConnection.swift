@@ -46,7 +46,7 @@ public struct HTTPExchange: Sendable, Equatable {
     public var deliveredBodyBytes: Int64 = 0
     public var problem: HTTPProblem?
 
-    init(index: Int) { self.index = index }
+    public init(index: Int) { self.index = index }
 }
 
 /// Follows HTTP/1.x on one TCP connection: a request parser on the client's bytes, a

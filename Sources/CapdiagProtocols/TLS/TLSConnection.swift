@@ -26,6 +26,14 @@ public struct TLSAlert: Sendable, Equatable {
     public var level: UInt8?
     public var description: UInt8?
 
+    public init(side: StreamSide, packet: PacketRef, encrypted: Bool, level: UInt8?, description: UInt8?) {
+        self.side = side
+        self.packet = packet
+        self.encrypted = encrypted
+        self.level = level
+        self.description = description
+    }
+
     /// The RFC 8446 §6 / RFC 5246 §7.2 name, e.g. `unknown_ca`.
     public var descriptionName: String? { description.map(tlsAlertName) }
 }
@@ -38,6 +46,8 @@ public struct TLSConnection: Sendable {
     public static let maximumHandshakeBuffer = 65_536
 
     public private(set) var clientHello: TLSClientHello?
+    /// The packet that completed the ClientHello's first record.
+    public private(set) var clientHelloPacket: PacketRef?
     public private(set) var serverHello: TLSServerHello?
     public private(set) var clientChangeCipherSpec: PacketRef?
     public private(set) var serverChangeCipherSpec: PacketRef?
@@ -136,6 +146,7 @@ public struct TLSConnection: Sendable {
                 alerts.append(TLSAlert(side: side, packet: packet, encrypted: true, level: nil, description: nil))
             }
         case 22 where !encrypted:
+            if side == .client && clientHelloPacket == nil { clientHelloPacket = packet }
             handshake(body, from: side)
         case 23:
             if tls13 {

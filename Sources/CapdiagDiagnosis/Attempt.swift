@@ -1,0 +1,75 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// One request, or one connection attempt that never carried a request, kept across flows so
+/// the two legs of a gateway can be joined and retries recognised. Small on purpose: the
+/// collector keeps up to `DiagnosisCollector.maximumAttempts` of them.
+public struct Attempt: Sendable, Equatable {
+    public var flow: Int
+    public var originator: Endpoint
+    public var responder: Endpoint
+    /// The request's first byte, or the first SYN of an attempt without a request.
+    public var start: PacketRef
+    /// The response's first byte or, without one, the flow's end.
+    public var answered: Timestamp?
+    public var end: Timestamp
+    public var lastFrame: Int
+    public var method: String?
+    public var target: String?
+    public var requestIDs: [String] = []
+    public var status: Int?
+    /// The most severe finding about this attempt, if any.
+    public var code: String?
+    public var severity: Severity?
+    public var summary: String?
+    /// Whether the connection was reused for this request.
+    public var reused = false
+
+    /// Failed as a network or protocol fault (the gateway gets no valid response).
+    public var failed: Bool { (severity ?? .info) >= .medium && code != "upstream_application_error" }
+
+    /// The same request by method and target.
+    func sameRequest(as other: Attempt) -> Bool {
+        method != nil && method == other.method && target == other.target
+    }
+}
+
+extension Attempt {
+    /// The attempts a flow holds: one per HTTP exchange, or one for the connection when no
+    /// request went out (a refused or unanswered SYN, a failed TLS handshake, …).
+    static func from(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis) -> [Attempt] {
+        let worstFor: (Int?) -> Finding? = { exchange in
+            diagnosis.findings.filter { $0.exchange == exchange && $0.severity > .info }.max { $0.severity < $1.severity }
+        }
+        let base = Attempt(
+            flow: facts.id, originator: facts.originator, responder: facts.responder, start: facts.syn ?? facts.first,
+            answered: nil, end: facts.last.time, lastFrame: facts.last.frame)
+        let exchanges = (facts.exchanges ?? []).filter { $0.requestStart != nil }
+        guard !exchanges.isEmpty else {
+            var attempt = base
+            let finding = worstFor(nil)
+            attempt.code = finding?.code
+            attempt.severity = finding?.severity
+            attempt.summary = finding?.summary
+            return [attempt]
+        }
+        return exchanges.map { exchange in
+            var attempt = base
+            if let start = exchange.requestStart { attempt.start = PacketRef(frame: exchange.requestFrame ?? facts.first.frame, time: start) }
+            attempt.answered = exchange.firstResponseByte
+            attempt.method = exchange.method
+            attempt.target = exchange.target
+            attempt.requestIDs = exchange.requestIDs.map(\.value)
+            attempt.status = exchange.status
+            attempt.reused = exchange.index > 0
+            // A connection-level finding (TLS) applies to the exchange when it has none.
+            if let finding = worstFor(exchange.index) ?? (exchange.index == 0 ? worstFor(nil) : nil) {
+                attempt.code = finding.code
+                attempt.severity = finding.severity
+                attempt.summary = finding.summary
+            }
+            return attempt
+        }
+    }
+}

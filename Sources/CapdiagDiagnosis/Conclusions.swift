@@ -1,0 +1,115 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// The capture-wide diagnosis: roles, per-upstream ranked causes with fixes, inferred
+/// timeouts, retries, and the client-side failures joined to the upstream attempts behind
+/// them. Encoded as the `diagnosis` object of the JSON summary (docs/json-schema.md).
+public struct Conclusions: Sendable, Codable, Equatable {
+    public var thresholds: ThresholdsRecord
+    /// Gateway listeners (host:port) found on client legs, and how each was recognised.
+    public var gateways: [GatewayRecord] = []
+    public var upstreams: [UpstreamConclusion] = []
+    public var clientFailures: [ClientFailure] = []
+    /// Client-side failures beyond those listed.
+    public var clientFailuresNotListed = 0
+    public var dnsFailures: [DNSFailure] = []
+    /// The most severe verdict in the capture ("none" without any).
+    public var worstSeverity: String
+    /// Attempts not kept for cross-flow inference because the limit was reached.
+    public var attemptsNotKept = 0
+}
+
+public struct ThresholdsRecord: Sendable, Codable, Equatable {
+    public var connectTimeoutNs: Int64
+    public var readTimeoutNs: Int64
+    public var maxHeaderSize: Int
+}
+
+public struct GatewayRecord: Sendable, Codable, Equatable {
+    public var listener: String
+    /// "override", "request_match" (same requests seen on both legs) or "nested_attempts".
+    public var how: String
+    public var clientRequests: Int
+}
+
+public struct UpstreamConclusion: Sendable, Codable, Equatable {
+    public var upstream: String
+    public var flows: Int
+    public var requests: Int
+    public var failures: Int
+    /// Failures per request or attempt, 0–1.
+    public var failureRate: Double
+    public var causes: [Cause]
+    public var inferences: [Inference]
+    /// One paragraph for the reader: what failed, how often, since when, and what to change.
+    public var conclusion: String
+}
+
+public struct Cause: Sendable, Codable, Equatable {
+    public var code: String
+    public var proxyStatus: String?
+    public var family: String
+    public var title: String
+    public var severity: String
+    public var count: Int
+    /// Share of this upstream's failures.
+    public var share: Double
+    public var first: String
+    public var last: String
+    /// "high" when the wire proves it; "medium" when part of it is inferred.
+    public var confidence: String
+    public var fix: String
+    /// A few flows that show it: id, frames, one-line summary.
+    public var examples: [CauseExample]
+}
+
+public struct CauseExample: Sendable, Codable, Equatable {
+    public var flow: Int
+    public var firstFrame: Int
+    public var lastFrame: Int
+    public var time: String
+    public var summary: String
+}
+
+public struct Inference: Sendable, Codable, Equatable {
+    /// `upstream_keepalive_timeout`, `gateway_read_timeout`, `gateway_connect_timeout`, `retries`.
+    public var kind: String
+    public var valueNs: Int64?
+    public var count: Int
+    public var text: String
+}
+
+public struct ClientFailure: Sendable, Codable, Equatable {
+    public var time: String
+    public var clientFlow: Int
+    public var client: String
+    public var gateway: String
+    public var method: String?
+    public var target: String?
+    /// 502/503/504, or nil when the gateway closed without answering.
+    public var status: Int?
+    public var upstreamAttempts: [LinkedAttempt]
+    public var explanation: String
+}
+
+public struct LinkedAttempt: Sendable, Codable, Equatable {
+    public var flow: Int
+    public var upstream: String
+    public var code: String?
+    public var status: Int?
+    public var firstFrame: Int
+    public var lastFrame: Int
+    public var offsetNs: Int64
+    /// "request_id", "request_match" or "time_window".
+    public var matchedBy: String
+    public var summary: String?
+}
+
+public struct DNSFailure: Sendable, Codable, Equatable {
+    public var name: String
+    public var rcode: String
+    public var count: Int
+    public var firstFrame: Int
+    public var time: String
+}

@@ -1,0 +1,127 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// What the TLS analysis saw on a flow, as plain values a rule (or a test) can build.
+public struct TLSFacts: Sendable, Equatable {
+    public var clientHello: PacketRef?
+    public var serverName: String?
+    /// The version the server chose (0x0303 = TLS 1.2, 0x0304 = TLS 1.3); nil without a ServerHello.
+    public var version: UInt16?
+    public var handshakeCompleted = false
+    public var alerts: [TLSAlert] = []
+    public var plaintextHTTPReply: PacketRef?
+    public var firstClientApplicationData: PacketRef?
+    public var firstServerApplicationData: PacketRef?
+    public var alertAfterHandshakeWithoutData = false
+    public var serverViolation: String?
+
+    public init() {}
+
+    public init(_ connection: TLSConnection) {
+        clientHello = connection.clientHelloPacket
+        serverName = connection.clientHello?.serverName
+        version = connection.serverHello?.version
+        handshakeCompleted = connection.handshakeCompleted
+        alerts = connection.alerts
+        plaintextHTTPReply = connection.plaintextHTTPReply
+        firstClientApplicationData = connection.firstClientApplicationData
+        firstServerApplicationData = connection.firstServerApplicationData
+        alertAfterHandshakeWithoutData = connection.alertAfterHandshakeWithoutData
+        serverViolation = connection.serverViolation
+    }
+}
+
+/// Everything the diagnosis rules read about one finished TCP flow. Built from the flow and
+/// its protocol analysis, or by hand in tests: rules never see packets.
+///
+/// Sides are named by TCP role: the originator opened the connection (the gateway, on an
+/// upstream leg) and the responder accepted it (the upstream).
+public struct FlowFacts: Sendable {
+    public var id: Int
+    public var originator: Endpoint
+    public var responder: Endpoint
+    /// The roles were guessed because the handshake was not seen.
+    public var rolesInferred = false
+    public var first: PacketRef
+    public var last: PacketRef
+    public var connState: ConnState
+    public var syn: PacketRef?
+    public var synRetransmits: [PacketRef] = []
+    /// Retransmitted SYNs beyond those listed.
+    public var synRetransmitCount = 0
+    public var synAck: PacketRef?
+    public var handshakeAck: PacketRef?
+    public var handshakeRTT: Int64?
+    public var orig = DirectionStats()
+    public var resp = DirectionStats()
+    public var icmpError: ICMPMark?
+    public var icmpErrorCount = 0
+    public var end: FlowEnd?
+    /// HTTP exchanges in order (nil when the flow did not carry HTTP).
+    public var exchanges: [HTTPExchange]?
+    /// Exchanges on the connection, including those not kept.
+    public var exchangeCount = 0
+    public var tls: TLSFacts?
+    /// The server's bytes were neither HTTP nor TLS (a reason), when the client spoke HTTP or TLS.
+    public var serverNotUnderstood: String?
+
+    public init(id: Int, originator: Endpoint, responder: Endpoint, first: PacketRef, last: PacketRef, connState: ConnState) {
+        self.id = id
+        self.originator = originator
+        self.responder = responder
+        self.first = first
+        self.last = last
+        self.connState = connState
+    }
+
+    public init(_ flow: TCPFlow, http: HTTPConnection?, tls: TLSConnection?) {
+        self.init(
+            id: flow.id, originator: flow.originator, responder: flow.responder, first: flow.first, last: flow.last,
+            connState: flow.connState)
+        rolesInferred = flow.rolesInferred
+        syn = flow.syn
+        synRetransmitCount = flow.synRetransmitCount
+        synRetransmits = (0..<min(flow.synRetransmitCount, flow.synRetransmits.count)).map { flow.synRetransmits[$0] }
+        synAck = flow.synAck
+        handshakeAck = flow.handshakeAck
+        handshakeRTT = flow.handshakeRTT
+        orig = flow.orig
+        resp = flow.resp
+        icmpError = flow.firstICMPError
+        icmpErrorCount = flow.icmpErrorCount
+        end = flow.end
+        if let http {
+            exchanges = http.exchanges
+            exchangeCount = http.exchangeCount
+        }
+        self.tls = tls.map(TLSFacts.init)
+    }
+
+    /// The time the responder's first FIN or RST closed its side, whichever came first.
+    public var responderClose: (mark: ControlMark, byRST: Bool)? {
+        switch (resp.firstFIN, resp.firstRST) {
+        case (let fin?, let rst?): fin.packet.time <= rst.packet.time ? (fin, false) : (rst, true)
+        case (let fin?, nil): (fin, false)
+        case (nil, let rst?): (rst, true)
+        case (nil, nil): nil
+        }
+    }
+
+    /// The originator's first FIN or RST.
+    public var originatorClose: (mark: ControlMark, byRST: Bool)? {
+        switch (orig.firstFIN, orig.firstRST) {
+        case (let fin?, let rst?): fin.packet.time <= rst.packet.time ? (fin, false) : (rst, true)
+        case (let fin?, nil): (fin, false)
+        case (nil, let rst?): (rst, true)
+        case (nil, nil): nil
+        }
+    }
+
+    /// The connection was set up (a SYN-ACK was seen, or the flow was picked up mid-stream).
+    public var connected: Bool { synAck != nil || syn == nil }
+
+    /// A reasonable "one round trip" for this flow: the handshake RTT, at least 1 ms so a
+    /// loopback capture (microsecond RTTs) still allows for scheduling delays.
+    public var roundTrip: Int64 { max(handshakeRTT ?? 0, 1_000_000) }
+}

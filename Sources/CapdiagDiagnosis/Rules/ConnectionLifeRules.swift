@@ -1,0 +1,104 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// The connection was made but the upstream closed or reset it before the gateway sent a
+/// byte: the upstream (or something in between) is dropping fresh connections.
+struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
+    static let id = "closed_before_request"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        guard let synAck = facts.synAck, let close = facts.responderClose, close.mark.packet.time >= synAck.time,
+            facts.resp.payloadBytes == 0, facts.orig.payloadBytes == 0 || facts.firstOriginatorDataAfter(close.mark.packet.time)
+        else { return [] }
+        let after = close.mark.packet.time - synAck.time
+        let code = close.byRST ? "upstream_reset_before_request" : "upstream_closed_before_request"
+        return [
+            finding(
+                code, proxyStatus: "connection_terminated", .medium, .reset, score: close.byRST ? 70 : 50,
+                at: close.mark.packet.time,
+                "\(facts.responder) accepted the connection and \(close.byRST ? "reset" : "closed") it \(Phrase.duration(after)) later, before any request",
+                evidence: [
+                    Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time),
+                    facts.closeEvidence(close, .responder, request: nil),
+                ])
+        ]
+    }
+}
+
+extension FlowFacts {
+    /// Whether the originator's data (if any) all came after `time`: no request preceded it.
+    func firstOriginatorDataAfter(_ time: Timestamp) -> Bool {
+        let request: Timestamp? = exchanges?.first?.requestStart
+        guard let first = request ?? tls?.clientHello?.time else { return true }
+        return first > time
+    }
+}
+
+/// The upstream closed a kept-alive connection after it sat idle: normal, but the idle time
+/// is the upstream's keep-alive timeout, which the keep-alive race inference needs.
+struct IdleCloseRule: DiagnosisRule {
+    static let id = "upstream_idle_close"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        guard let exchanges = facts.exchanges, let last = exchanges.last, let done = last.responseComplete,
+            let close = facts.responderClose, close.mark.packet.time > done,
+            facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true,
+            exchanges.count == facts.exchangeCount
+        else { return [] }
+        let idle = close.mark.packet.time - done
+        return [
+            finding(
+                "upstream_idle_close", proxyStatus: nil, .info, .reset, score: close.byRST ? 10 : 0, at: close.mark.packet.time,
+                "\(facts.responder) closed the kept-alive connection (\(close.byRST ? "RST" : "FIN")) after \(Phrase.duration(idle)) idle",
+                evidence: [facts.closeEvidence(close, .responder, request: nil)]
+            ).measured { $0.idleBefore = idle }
+        ]
+    }
+}
+
+/// Network quality: retransmissions, zero windows, path-MTU and other ICMP errors. Capture
+/// loss (bytes the peer acknowledged that the capture never saw) is reported apart: the
+/// network delivered them, the capture dropped them.
+struct NetworkQualityRule: DiagnosisRule {
+    static let id = "network_quality"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        var findings: [Finding] = []
+        let packets = facts.orig.packets + facts.resp.packets
+        let retransmissions = facts.orig.retransmissions + facts.resp.retransmissions
+        if retransmissions > 0 {
+            let score = min(100, retransmissions * 300 / max(packets, 10))
+            findings.append(
+                finding(
+                    "retransmissions", proxyStatus: nil, score >= 30 ? .low : .info, .networkQuality, score: score,
+                    at: facts.last.time,
+                    "\(retransmissions) retransmitted segment(s) in \(packets) packets (gateway \(facts.orig.retransmissions), upstream \(facts.resp.retransmissions))",
+                    evidence: []))
+        }
+        let zeroWindows = facts.orig.zeroWindows + facts.resp.zeroWindows
+        if zeroWindows > 0 {
+            let who = facts.resp.zeroWindows >= facts.orig.zeroWindows ? "the upstream" : "the gateway"
+            findings.append(
+                finding(
+                    "zero_window", proxyStatus: nil, .low, .networkQuality, score: min(60, 20 * zeroWindows), at: facts.last.time,
+                    "\(zeroWindows) zero-window advertisement(s), mostly from \(who): a receiver stopped reading", evidence: []))
+        }
+        if let icmp = facts.icmpError, !ICMPText.isUnreachable(icmp) || ICMPText.isFragmentationNeeded(icmp) {
+            findings.append(
+                finding(
+                    "icmp_error", proxyStatus: nil, .low, .networkQuality, score: 40, at: icmp.packet.time,
+                    "\(facts.icmpErrorCount) ICMP error(s): \(ICMPText.name(icmp)) from \(icmp.reporter)",
+                    evidence: [Evidence(icmp.packet, .network, "ICMP \(ICMPText.name(icmp))", flowStart: facts.first.time)]))
+        }
+        let captureLoss = facts.orig.ackedUnseenBytes + facts.resp.ackedUnseenBytes
+        if captureLoss > 0 {
+            findings.append(
+                finding(
+                    "capture_loss", proxyStatus: nil, .info, .networkQuality, score: 0, at: facts.last.time,
+                    "the capture missed \(captureLoss) byte(s) that the peer acknowledged: lost by the capture, not by the network",
+                    evidence: []))
+        }
+        return findings
+    }
+}

@@ -1,0 +1,259 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// Evidence helpers for rules about one HTTP exchange.
+extension FlowFacts {
+    /// Exchanges the upstream never started answering.
+    var unansweredExchanges: [HTTPExchange] {
+        (exchanges ?? []).filter { $0.requestStart != nil && $0.firstResponseByte == nil }
+    }
+
+    func requestEvidence(_ exchange: HTTPExchange) -> [Evidence] {
+        guard let start = exchange.requestStart, let frame = exchange.requestFrame else { return [] }
+        return [Evidence(PacketRef(frame: frame, time: start), .originator, Phrase.request(exchange), flowStart: first.time, request: start)]
+    }
+
+    func closeEvidence(_ close: (mark: ControlMark, byRST: Bool), _ actor: Actor, request: Timestamp?) -> Evidence {
+        let what = close.byRST ? (close.mark.withAck ? "RST" : "RST (no ACK: no socket)") : "FIN"
+        return Evidence(close.mark.packet, actor, what, flowStart: first.time, request: request)
+    }
+
+    /// The responder's close if it came after `time` minus `slack` (it concerns that request).
+    func responderClose(after time: Timestamp, slack: Int64 = 0) -> (mark: ControlMark, byRST: Bool)? {
+        guard let close = responderClose, close.mark.packet.time - time >= -slack else { return nil }
+        return close
+    }
+}
+
+/// The keep-alive race: the gateway reused an idle connection that the upstream had just
+/// closed. Either the upstream's FIN came before the request or crossed it (within about one
+/// round trip), or the upstream answered the request with a RST without ACK — the reply of a
+/// host that no longer has a socket for the connection.
+struct KeepAliveRaceRule: DiagnosisRule {
+    static let id = "keepalive_race"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        facts.unansweredExchanges.compactMap { exchange in
+            guard exchange.index > 0, let request = exchange.requestStart, let close = facts.responderClose else { return nil }
+            let delta = close.mark.packet.time - request
+            let finCrossed = !close.byRST && delta <= 2 * facts.roundTrip
+            let socketGone = close.byRST && !close.mark.withAck && delta >= 0 && delta <= 4 * facts.roundTrip
+            guard finCrossed || socketGone else { return nil }
+            let idle = exchange.idleBefore.map { " after \(Phrase.duration($0)) idle" } ?? ""
+            let how =
+                finCrossed
+                ? (delta < 0
+                    ? "the upstream had closed it (FIN) \(Phrase.duration(-delta)) before the request"
+                    : "the upstream's FIN crossed the request (\(Phrase.duration(delta)) after it)")
+                : "the upstream answered with a RST without ACK \(Phrase.duration(delta)) later: it had already closed the connection"
+            return finding(
+                "keepalive_race", proxyStatus: "connection_terminated", .high, .reset, score: 90, at: close.mark.packet.time,
+                "\(Phrase.request(exchange)) went out on a reused connection\(idle); \(how)",
+                evidence: facts.requestEvidence(exchange) + [facts.closeEvidence(close, .responder, request: request)]
+            ).about(exchange).measured {
+                $0.idleBefore = exchange.idleBefore
+                $0.closeAfterRequest = delta
+            }
+        }
+    }
+}
+
+/// The upstream reset the connection after the request, before any response byte.
+struct UpstreamResetAfterRequestRule: DiagnosisRule {
+    static let id = "upstream_reset_after_request"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        facts.unansweredExchanges.compactMap { exchange in
+            guard let request = exchange.requestStart, let close = facts.responderClose(after: request), close.byRST,
+                facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
+            else { return nil }
+            let delta = close.mark.packet.time - request
+            return finding(
+                "upstream_reset_after_request", proxyStatus: "connection_terminated", .high, .reset, score: 90,
+                at: close.mark.packet.time,
+                "\(facts.responder) reset the connection \(Phrase.duration(delta)) after \(Phrase.request(exchange)), before any response byte",
+                evidence: facts.requestEvidence(exchange) + [facts.closeEvidence(close, .responder, request: request)]
+            ).about(exchange).measured { $0.closeAfterRequest = delta; $0.idleBefore = exchange.idleBefore }
+        }
+    }
+}
+
+/// The upstream closed (FIN) after the request without answering.
+struct UpstreamClosedBeforeResponseRule: DiagnosisRule {
+    static let id = "upstream_closed_before_response"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        facts.unansweredExchanges.compactMap { exchange in
+            guard let request = exchange.requestStart, let close = facts.responderClose(after: request), !close.byRST,
+                facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
+            else { return nil }
+            let delta = close.mark.packet.time - request
+            return finding(
+                "upstream_closed_before_response", proxyStatus: "connection_terminated", .high, .reset, score: 80,
+                at: close.mark.packet.time,
+                "\(facts.responder) closed the connection (FIN) \(Phrase.duration(delta)) after \(Phrase.request(exchange)) without answering",
+                evidence: facts.requestEvidence(exchange) + [facts.closeEvidence(close, .responder, request: request)]
+            ).about(exchange).measured { $0.closeAfterRequest = delta; $0.idleBefore = exchange.idleBefore }
+        }
+    }
+}
+
+/// The response started but ended early: FIN or RST before the framing said it was complete.
+struct ResponseCutShortRule: DiagnosisRule {
+    static let id = "response_cut_short"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        (facts.exchanges ?? []).compactMap { exchange in
+            guard let problem = exchange.problem, problem.code == "response_cut_short" else { return nil }
+            let close = facts.responderClose
+            var evidence = facts.requestEvidence(exchange)
+            if let frame = exchange.responseFrame, let first = exchange.firstResponseByte {
+                evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "HTTP \(exchange.status.map(String.init) ?? "response")", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            if let close { evidence.append(facts.closeEvidence(close, .responder, request: exchange.requestStart)) }
+            let missing = exchange.declaredBodyBytes.map { $0 - exchange.deliveredBodyBytes }
+            return finding(
+                "response_cut_short", proxyStatus: "http_response_incomplete", .high, .invalidResponse, score: 90,
+                at: close?.mark.packet.time ?? facts.last.time,
+                "the response to \(Phrase.request(exchange)) from \(facts.responder) was cut short: \(problem.detail)",
+                evidence: evidence
+            ).about(exchange).measured { $0.missingBytes = missing; $0.status = exchange.status }
+        }
+    }
+}
+
+/// A response the gateway cannot parse: not HTTP, a bad status or header line, conflicting
+/// framing, a bad chunk size.
+struct InvalidResponseRule: DiagnosisRule {
+    static let id = "invalid_response"
+    static let codes: Set<String> = [
+        "not_http", "bad_status_line", "bad_header_line", "conflicting_content_length_transfer_encoding",
+        "bad_content_length", "bad_chunk_size",
+    ]
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        (facts.exchanges ?? []).compactMap { exchange in
+            guard let problem = exchange.problem, Self.codes.contains(problem.code) else { return nil }
+            let time = exchange.firstResponseByte ?? facts.last.time
+            var evidence = facts.requestEvidence(exchange)
+            if let frame = exchange.responseFrame {
+                evidence.append(Evidence(PacketRef(frame: frame, time: time), .responder, problem.code.replacingUnderscores, flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            var result = finding(
+                "invalid_response", proxyStatus: "http_protocol_error", .high, .invalidResponse, score: 100, at: time,
+                "\(facts.responder) answered \(Phrase.request(exchange)) with an invalid response (\(problem.code)): \(problem.detail)",
+                evidence: evidence
+            ).about(exchange)
+            result.reason = problem.code
+            return result
+        }
+    }
+}
+
+/// A response header section larger than the gateway's buffer (`--max-header-size`).
+struct ResponseHeaderTooLargeRule: DiagnosisRule {
+    static let id = "response_header_too_large"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        (facts.exchanges ?? []).compactMap { exchange in
+            let unfinished = exchange.problem?.code == "header_section_too_large"
+            guard unfinished || (exchange.responseHeaderBytes ?? 0) > options.maxHeaderSize else { return nil }
+            let size = exchange.responseHeaderBytes
+            let sizeText = size.map { "\($0) bytes" } ?? "over \(options.maxHeaderSize) bytes"
+            // The gateway refusing it shows as the gateway dropping the connection after the
+            // response arrived: a RST (nginx), or a FIN before the upstream closed its side.
+            let abort = facts.originatorClose.flatMap { close -> (mark: ControlMark, byRST: Bool)? in
+                guard let first = exchange.firstResponseByte, close.mark.packet.time >= first,
+                    close.byRST || (facts.responderClose.map { $0.mark.packet.time > close.mark.packet.time } ?? true),
+                    exchange.index == (facts.exchanges?.last?.index ?? exchange.index)
+                else { return nil }
+                return close
+            }
+            var evidence = facts.requestEvidence(exchange)
+            if let frame = exchange.responseFrame, let first = exchange.firstResponseByte {
+                evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "response headers (\(sizeText))", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            if let abort { evidence.append(facts.closeEvidence(abort, .originator, request: exchange.requestStart)) }
+            let summary =
+                "\(facts.responder) sent a \(sizeText) response header section for \(Phrase.request(exchange)), over the \(options.maxHeaderSize)-byte limit"
+                + (abort.map { "; the gateway then dropped the connection (\($0.byRST ? "RST" : "FIN")) without another request" } ?? "")
+            return finding(
+                "response_header_too_large", proxyStatus: "http_response_header_section_size", abort != nil || unfinished ? .high : .low,
+                .invalidResponse, score: abort != nil || unfinished ? 100 : 40,
+                at: abort?.mark.packet.time ?? exchange.firstResponseByte ?? facts.last.time, summary, evidence: evidence
+            ).about(exchange).measured { $0.headerBytes = size }
+        }
+    }
+}
+
+/// The gateway gave up waiting: it closed (FIN) or reset the connection after the request
+/// and before the response arrived. The wait is the gateway's read timeout.
+struct ResponseTimeoutRule: DiagnosisRule {
+    static let id = "response_timeout"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        guard let close = facts.originatorClose else { return [] }
+        return (facts.exchanges ?? []).compactMap { exchange in
+            guard let request = exchange.requestStart, close.mark.packet.time > request,
+                exchange.firstResponseByte.map({ $0 > close.mark.packet.time }) ?? true,
+                facts.responderClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
+            else { return nil }
+            let waited = close.mark.packet.time - request
+            var evidence = facts.requestEvidence(exchange) + [facts.closeEvidence(close, .originator, request: request)]
+            var late = ""
+            if let first = exchange.firstResponseByte, let frame = exchange.responseFrame {
+                late = "; the upstream answered \(exchange.status.map(String.init) ?? "") only \(Phrase.duration(first - request)) after the request, too late"
+                evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "late response", flowStart: facts.first.time, request: request))
+            }
+            return finding(
+                "response_timeout", proxyStatus: "http_response_timeout", .high, .timeout, score: 100, at: close.mark.packet.time,
+                "no response from \(facts.responder) to \(Phrase.request(exchange)); the gateway gave up after \(Phrase.duration(waited)) of silence with \(close.byRST ? "RST" : "FIN")\(late)",
+                evidence: evidence
+            ).about(exchange).measured { $0.waited = waited }
+        }
+    }
+}
+
+/// A request still unanswered when the flow or the capture ended.
+struct UnansweredRequestRule: DiagnosisRule {
+    static let id = "request_unanswered"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        facts.unansweredExchanges.compactMap { exchange in
+            guard let request = exchange.requestStart else { return nil }
+            let waited = facts.last.time - request
+            let overdue = waited >= options.readTimeout
+            return finding(
+                "request_unanswered", proxyStatus: overdue ? "http_response_timeout" : nil, overdue ? .high : .medium, .timeout,
+                score: overdue ? 90 : 50, at: facts.last.time,
+                "\(Phrase.request(exchange)) to \(facts.responder) had no response \(Phrase.duration(waited)) later, when the \(facts.end == .endOfCapture ? "capture" : "flow") ended",
+                evidence: facts.requestEvidence(exchange)
+            ).about(exchange).measured { $0.waited = waited }
+        }
+    }
+}
+
+/// The upstream answered with a 5xx itself: an application error, not a network fault.
+struct UpstreamErrorStatusRule: DiagnosisRule {
+    static let id = "upstream_application_error"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        (facts.exchanges ?? []).compactMap { exchange in
+            guard let status = exchange.status, (500...599).contains(status), let first = exchange.firstResponseByte else { return nil }
+            var evidence = facts.requestEvidence(exchange)
+            if let frame = exchange.responseFrame {
+                evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "HTTP \(status) \(exchange.reason ?? "")", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            return finding(
+                "upstream_application_error", proxyStatus: nil, .medium, .invalidResponse, score: 0, at: first,
+                "\(facts.responder) answered \(Phrase.request(exchange)) with \(status) \(exchange.reason ?? ""): a valid HTTP answer from the application, not a network fault",
+                evidence: evidence
+            ).about(exchange).measured { $0.status = status }
+        }
+    }
+}
+
+extension String {
+    var replacingUnderscores: String { split(separator: "_").joined(separator: " ") }
+}

@@ -1,0 +1,83 @@
+import CapdiagDiagnosis
+import CapdiagWire
+
+extension TextReport {
+    /// The diagnosis, first in the text output: one paragraph per affected upstream, its
+    /// causes with counts and fixes, then the client-side failures joined to their upstream
+    /// attempts. Captured text (targets, reasons) goes through `safe`.
+    static func render(_ diagnosis: Conclusions) -> String {
+        var out = "Diagnosis\n"
+        let affected = diagnosis.upstreams.filter { !$0.causes.isEmpty }
+        if affected.isEmpty {
+            let count = diagnosis.upstreams.count
+            out += "  No failed connections or requests to \(count == 1 ? "the 1 upstream" : "any of the \(count) upstreams") seen. "
+            out += "Worst verdict: \(diagnosis.worstSeverity).\n"
+        }
+        for upstream in affected {
+            out += "\n" + wrap(safe(upstream.conclusion), indent: "  ") + "\n"
+            for cause in upstream.causes {
+                let share = Int((cause.share * 100).rounded())
+                out += "    - \(cause.code) [\(cause.severity), \(cause.family)\(cause.proxyStatus.map { ", Proxy-Status \($0)" } ?? "")]"
+                out += ": \(cause.count)x, \(share)%, \(cause.first) to \(cause.last), confidence \(cause.confidence)\n"
+                for example in cause.examples.prefix(3) {
+                    out += "        flow #\(example.flow) frames \(example.firstFrame)-\(example.lastFrame): \(safe(example.summary))\n"
+                }
+                out += wrap("fix: " + cause.fix, indent: "        ") + "\n"
+            }
+        }
+        let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty }
+        if !healthy.isEmpty && !affected.isEmpty {
+            out += "\n  Healthy upstreams: " + healthy.map(\.upstream).joined(separator: ", ") + "\n"
+        }
+        if !diagnosis.gateways.isEmpty {
+            out += "\n  Gateway listeners (client leg): "
+            out += diagnosis.gateways.map { "\($0.listener) (\($0.clientRequests) requests, by \($0.how))" }.joined(separator: ", ") + "\n"
+        }
+        if !diagnosis.clientFailures.isEmpty {
+            out += "\n  Client-side failures joined to the upstream attempts behind them: \(diagnosis.clientFailures.count + diagnosis.clientFailuresNotListed)\n"
+            for failure in diagnosis.clientFailures.prefix(20) {
+                out += wrap("- " + safe(failure.explanation), indent: "    ") + "\n"
+            }
+            if diagnosis.clientFailures.count > 20 { out += "    … \(diagnosis.clientFailures.count - 20) more (see -T json)\n" }
+        }
+        for failure in diagnosis.dnsFailures {
+            out += "\n  DNS: \(failure.rcode) for \(safe(failure.name)), \(failure.count)x (first query frame \(failure.firstFrame))\n"
+            out += wrap("fix: " + CauseInfo.of("dns_failure").fix, indent: "    ") + "\n"
+        }
+        let thresholds = diagnosis.thresholds
+        out += "\n  Thresholds: connect timeout \(formatDuration(thresholds.connectTimeoutNs)), "
+        out += "read timeout \(formatDuration(thresholds.readTimeoutNs)), max response header \(thresholds.maxHeaderSize) bytes\n"
+        return out
+    }
+
+    /// The verdicts of one flow, one line each with the frames that prove them.
+    static func findingLines(_ diagnosis: FlowDiagnosisRecord) -> String {
+        var text = ""
+        for finding in diagnosis.findings where finding.severity != "info" {
+            let frames = finding.evidence.map { "\($0.frame)" }.joined(separator: ",")
+            text += "      => \(finding.code) [\(finding.severity)]: \(safe(finding.summary))"
+            text += frames.isEmpty ? "\n" : " (frames \(frames))\n"
+        }
+        let scores = diagnosis.scores
+        if !diagnosis.healthy {
+            text += "      scores: reset \(scores.reset), handshake \(scores.handshake), timeout \(scores.timeout), "
+            text += "invalid response \(scores.invalidResponse), network \(scores.networkQuality)\n"
+        }
+        return text
+    }
+
+    /// Wraps at 100 columns on spaces.
+    static func wrap(_ text: String, indent: String) -> String {
+        var lines: [String] = []
+        var line = indent
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if line.count + word.count + 1 > 100 && line.count > indent.count {
+                lines.append(line)
+                line = indent + "  "
+            }
+            line += (line.count > indent.count && !line.hasSuffix("  ") || line.count > indent.count + 2 ? " " : "") + word
+        }
+        lines.append(line)
+        return lines.joined(separator: "\n")
+    }
+}
