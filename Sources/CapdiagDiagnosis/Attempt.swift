@@ -47,8 +47,9 @@ extension Attempt {
             answered: nil, end: facts.last.time, lastFrame: facts.last.frame)
         let exchanges = (facts.exchanges ?? []).filter { $0.requestStart != nil }
         guard !exchanges.isEmpty else {
+            // No request seen (none sent, or the capture lost it): the worst finding of the flow.
             var attempt = base
-            let finding = worstFor(nil)
+            let finding = diagnosis.findings.filter { $0.severity > .info }.max { $0.severity < $1.severity }
             attempt.code = finding?.code
             attempt.severity = finding?.severity
             attempt.summary = finding?.summary

@@ -1,19 +1,26 @@
 import CapdiagCapture
+import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagReport
 
 /// Runs the whole offline pipeline in process, as the CLI does, and returns the flow records
 /// and the summary.
-func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, options: AnalyzerOptions = AnalyzerOptions())
-    throws -> (flows: [FlowRecord], summary: SummaryRecord)
-{
+func analyze(
+    _ paths: [String], filter: String? = nil, limit: Int? = nil, options: AnalyzerOptions = AnalyzerOptions(),
+    thresholds: DiagnosisOptions = DiagnosisOptions()
+) throws -> (flows: [FlowRecord], summary: SummaryRecord) {
     let reader = try OfflineReader(paths: paths, filter: filter)
     var analyzer = Analyzer(options: options)
     var builder = ReportBuilder(keep: 1000)
     var flows: [FlowRecord] = []
+    let diagnoser = Diagnoser(options: thresholds)
+    var collector = DiagnosisCollector(options: thresholds)
     func take(_ flow: TCPFlow, _ session: ProtocolSession) {
-        let record = FlowRecord(flow, session: session)
+        let facts = session.facts(flow)
+        let diagnosis = diagnoser.diagnose(facts)
+        collector.add(facts, diagnosis)
+        let record = FlowRecord(flow, session: session, diagnosis: diagnosis)
         flows.append(record)
         builder.add(record)
     }
@@ -30,5 +37,7 @@ func analyze(_ paths: [String], filter: String? = nil, limit: Int? = nil, option
             packetsRead: input.packetsRead,
             stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
     }
-    return (flows, builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns))
+    var summary = builder.summary(inputs: inputs, filter: filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
+    summary.diagnosis = collector.conclude(dns: analyzer.dns)
+    return (flows, summary)
 }

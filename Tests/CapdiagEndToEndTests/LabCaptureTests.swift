@@ -1,3 +1,4 @@
+import CapdiagDiagnosis
 import CapdiagProtocols
 import CapdiagReport
 import CapdiagTestSupport
@@ -140,5 +141,106 @@ import Testing
         default:
             Issue.record("unknown expected cause \(label.expectedCause)")
         }
+    }
+}
+
+/// The diagnosis on every lab capture: the cause named for the upstream matches the label,
+/// the number of failures matches what the gateway logged or the clients saw, and on the
+/// both-legs captures every client-side 502/503/504 is joined to an upstream attempt with the
+/// verdict that explains it.
+@Suite struct LabDiagnosis {
+    /// The verdict code capdiag must name first for each labelled cause.
+    static let expectedCode: [String: String] = [
+        "connection_refused": "connection_refused", "connection_timeout": "connection_timeout",
+        "listen_queue_overflow": "listen_queue_overflow", "destination_unavailable": "destination_unavailable",
+        "upstream_reset_after_request": "upstream_reset_after_request",
+        "upstream_closed_before_response": "upstream_closed_before_response", "invalid_response": "invalid_response",
+        "invalid_header": "invalid_response", "response_header_too_large": "response_header_too_large",
+        "response_cut_short_fin": "response_cut_short", "response_cut_short_rst": "response_cut_short",
+        "response_timeout": "response_timeout", "keepalive_race": "keepalive_race",
+        "tls_certificate_error": "tls_certificate_error", "protocol_mismatch": "protocol_mismatch",
+        "tls_handshake_timeout": "tls_handshake_timeout", "upstream_application_error": "upstream_application_error",
+        "failover_retry": "connection_refused", "sporadic_upstream_resets": "upstream_reset_after_request",
+    ]
+
+    @Test(arguments: LabCaptures.labels)
+    func causeAndCountsMatchTheLabel(file: String) throws {
+        let label = try LabCaptures.label(file)
+        let bothLegs = try analyze([LabCaptures.folder.appending(path: label.captures.bothLegs).path])
+        let upstreamLeg = try analyze([LabCaptures.folder.appending(path: label.captures.upstreamLeg).path])
+        let diagnosis = try #require(bothLegs.summary.diagnosis)
+        let failedAtClient = label.client.statuses.filter { $0.key != "200" }.values.reduce(0, +)
+
+        if label.expectedCause == "healthy" {
+            for analysis in [bothLegs, upstreamLeg] {
+                let findings = analysis.flows.flatMap { $0.diagnosis?.findings ?? [] }
+                #expect(findings.allSatisfy { $0.severity == "info" || $0.severity == "low" }, "no false alarm: \(findings.map(\.code))")
+                #expect(analysis.summary.diagnosis?.upstreams.allSatisfy { $0.causes.isEmpty } == true)
+            }
+            #expect(diagnosis.clientFailures.isEmpty)
+            return
+        }
+        let expected = try #require(Self.expectedCode[label.expectedCause])
+        // The upstream leg alone names the cause (the ICMP scenario's upstream never sees a packet).
+        if label.expectedCause != "destination_unavailable" {
+            let top = upstreamLeg.summary.diagnosis?.upstreams.first?.causes.first
+            #expect(top?.code == expected, "upstream leg: \(upstreamLeg.summary.diagnosis?.upstreams.map(\.conclusion) ?? [])")
+        }
+        let upstream = try #require(diagnosis.upstreams.first { !$0.causes.isEmpty })
+        #expect(upstream.causes.first?.code == expected, "both legs: \(upstream.conclusion)")
+        #expect(diagnosis.gateways.map(\.listener) == [label.gatewayListen])
+
+        // Counts: nginx logs one error line per failed upstream attempt; for the rest (HAProxy,
+        // retried failures) the clients' failed statuses are the reference.
+        let count = upstream.causes.first?.count ?? 0
+        switch label.expectedCause {
+        case "failover_retry", "sporadic_upstream_resets":
+            #expect(count == label.gatewayAccessLog.filter { $0.contains("\"502, 200\"") }.count)
+            #expect(upstream.inferences.contains { $0.kind == "retries" })
+        case "upstream_application_error":
+            #expect(count == label.client.statuses["503"])
+        case _ where label.gateway.hasPrefix("nginx/") && !label.gatewayErrorLog.isEmpty:
+            // Every failed attempt has a verdict; where `tcpdump -i any` lost a request packet
+            // the verdict can be a less specific one, so all of the upstream's failures count.
+            let errors = label.gatewayErrorLog.filter { $0.hasPrefix("[error]") }.count
+            #expect(upstream.failures == errors || upstream.failures == failedAtClient, "\(upstream.failures) failures, \(errors) error lines, \(failedAtClient) failed requests")
+            #expect(count >= errors - 1, "at most one verdict blurred by capture loss")
+        default:
+            #expect(count >= failedAtClient)
+        }
+
+        // Both legs: every failed client request is joined to an upstream attempt with a verdict.
+        let joined = diagnosis.clientFailures.filter { $0.status != nil }
+        #expect(joined.count == label.client.statuses.filter { ["502", "503", "504"].contains($0.key) }.values.reduce(0, +))
+        for failure in joined {
+            let attempt = failure.upstreamAttempts.last { $0.code != nil }
+            #expect(attempt != nil, "\(failure.explanation)")
+            #expect(failure.upstreamAttempts.allSatisfy { $0.upstream.hasPrefix("10.77.2.") || $0.upstream.hasPrefix("10.77.9.") })
+        }
+    }
+
+    @Test func keepAliveRaceInfersTheUpstreamTimeoutAndLinksEvery502() throws {
+        let path = LabCaptures.folder.appending(path: "keepalive-race.any.pcap").path
+        let diagnosis = try #require(try analyze([path]).summary.diagnosis)
+        let upstream = try #require(diagnosis.upstreams.first { $0.upstream == "10.77.2.2:9012" })
+        let keepalive = try #require(upstream.inferences.first { $0.kind == "upstream_keepalive_timeout" }?.valueNs)
+        // lab.sh runs the upstream with a 1 s keep-alive timeout.
+        #expect(abs(keepalive - 1_000_000_000) < 100_000_000)
+        #expect(upstream.causes.first?.fix.contains("below 1.0") == true)
+        let failures = diagnosis.clientFailures.filter { $0.status == 502 }
+        #expect(failures.count == 8)
+        for failure in failures {
+            let attempt = try #require(failure.upstreamAttempts.first)
+            #expect(attempt.code == "keepalive_race" && attempt.matchedBy == "request_match")
+            #expect(failure.target == failure.upstreamAttempts.first.flatMap { _ in failure.target })
+        }
+    }
+
+    @Test func slowUpstreamInfersTheGatewayReadTimeout() throws {
+        let path = LabCaptures.folder.appending(path: "slow-upstream.upstream.pcap").path
+        let upstream = try #require(try analyze([path]).summary.diagnosis?.upstreams.first)
+        let read = try #require(upstream.inferences.first { $0.kind == "gateway_read_timeout" }?.valueNs)
+        // lab.sh sets proxy_read_timeout 1s.
+        #expect(abs(read - 1_000_000_000) < 50_000_000)
     }
 }

@@ -12,6 +12,20 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
             facts.resp.payloadBytes == 0, facts.orig.payloadBytes == 0 || facts.firstOriginatorDataAfter(close.mark.packet.time)
         else { return [] }
         let after = close.mark.packet.time - synAck.time
+        if facts.orig.ackedUnseenBytes > 0 {
+            // The gateway did send a request: the upstream acknowledged bytes the capture lost.
+            let code = close.byRST ? "upstream_reset_after_request" : "upstream_closed_before_response"
+            return [
+                finding(
+                    code, proxyStatus: "connection_terminated", .high, .reset, score: close.byRST ? 80 : 70,
+                    at: close.mark.packet.time,
+                    "\(facts.responder) \(close.byRST ? "reset" : "closed") the connection without answering after acknowledging \(facts.orig.ackedUnseenBytes) bytes from the gateway that the capture missed (the request itself was not captured)",
+                    evidence: [
+                        Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time),
+                        facts.closeEvidence(close, .responder, request: nil),
+                    ])
+            ]
+        }
         let code = close.byRST ? "upstream_reset_before_request" : "upstream_closed_before_request"
         return [
             finding(

@@ -195,6 +195,7 @@ struct ResponseTimeoutRule: DiagnosisRule {
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         guard let close = facts.originatorClose else { return [] }
         return (facts.exchanges ?? []).compactMap { exchange in
+            if exchange.requestStart == nil { return lostRequest(exchange, close, facts) }
             guard let request = exchange.requestStart, close.mark.packet.time > request,
                 exchange.firstResponseByte.map({ $0 > close.mark.packet.time }) ?? true,
                 facts.responderClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
@@ -212,6 +213,27 @@ struct ResponseTimeoutRule: DiagnosisRule {
                 evidence: evidence
             ).about(exchange).measured { $0.waited = waited }
         }
+    }
+}
+
+extension ResponseTimeoutRule {
+    /// The request was lost by the capture (the upstream acknowledged bytes never seen), the
+    /// gateway closed, and the answer came only after that: still a timeout, timed from the
+    /// handshake since the request's own time is unknown.
+    func lostRequest(_ exchange: HTTPExchange, _ close: (mark: ControlMark, byRST: Bool), _ facts: FlowFacts) -> Finding? {
+        guard facts.orig.ackedUnseenBytes > 0, let first = exchange.firstResponseByte, first > close.mark.packet.time,
+            let connected = facts.handshakeAck ?? facts.synAck
+        else { return nil }
+        let waited = close.mark.packet.time - connected.time
+        var evidence = [facts.closeEvidence(close, .originator, request: nil)]
+        if let frame = exchange.responseFrame {
+            evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "late response", flowStart: facts.first.time))
+        }
+        return finding(
+            "response_timeout", proxyStatus: "http_response_timeout", .high, .timeout, score: 90, at: close.mark.packet.time,
+            "the gateway sent a request the capture missed (\(facts.orig.ackedUnseenBytes) bytes acknowledged, not seen), gave up \(Phrase.duration(waited)) after connecting with \(close.byRST ? "RST" : "FIN"), and \(facts.responder) answered only \(Phrase.duration(first - close.mark.packet.time)) later",
+            evidence: evidence
+        ).about(exchange).measured { $0.waited = waited }
     }
 }
 
@@ -247,7 +269,7 @@ struct UpstreamErrorStatusRule: DiagnosisRule {
             }
             return finding(
                 "upstream_application_error", proxyStatus: nil, .medium, .invalidResponse, score: 0, at: first,
-                "\(facts.responder) answered \(Phrase.request(exchange)) with \(status) \(exchange.reason ?? ""): a valid HTTP answer from the application, not a network fault",
+                "\(facts.responder) answered \(Phrase.request(exchange)) with \(status) \(exchange.reason ?? ""): a valid HTTP error answer, not a network fault (an upstream's own error; on a client leg, the gateway's answer, explained by its upstream verdicts)",
                 evidence: evidence
             ).about(exchange).measured { $0.status = status }
         }
