@@ -118,6 +118,10 @@ public struct FlowFacts: Sendable {
         }
     }
 
+    /// Only the originator's side was captured (asymmetric routing, a one-way span port):
+    /// the originator sent data, so the connection was up, but no packet came back.
+    public var oneSided: Bool { resp.packets == 0 && orig.payloadBytes > 0 }
+
     /// The connection was set up (a SYN-ACK was seen, or the flow was picked up mid-stream).
     public var connected: Bool { synAck != nil || syn == nil }
 

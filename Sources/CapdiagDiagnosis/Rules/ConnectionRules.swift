@@ -51,13 +51,15 @@ struct ConnectionTimeoutRule: DiagnosisRule {
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         guard let syn = facts.syn, facts.synAck == nil, facts.resp.firstRST == nil, facts.icmpError == nil,
-            facts.resp.packets == 0
+            facts.resp.packets == 0, !facts.oneSided
         else { return [] }
         let synTimes = [0] + facts.synRetransmits.map { $0.time - syn.time }
         let span = facts.last.time - syn.time
         let gaveUp = facts.originatorClose
-        // One SYN and the capture ended: nothing proves a timeout yet.
-        let proven = facts.synRetransmitCount > 0 || gaveUp != nil || facts.end != .endOfCapture
+        // A timeout needs waiting: a retransmitted SYN, or at least a second of silence. One
+        // SYN abandoned at once, or still pending when the capture ended, proves nothing yet.
+        let waited = gaveUp.map { $0.mark.packet.time - syn.time } ?? span
+        let proven = facts.synRetransmitCount > 0 || waited >= 1_000_000_000 || (gaveUp == nil && facts.end == .idleTimeout)
         let times = synTimes.map { Phrase.duration($0) }.joined(separator: ", ")
         var summary = "no answer from \(facts.responder) to \(synTimes.count > 1 ? "\(facts.synRetransmitCount + 1) SYNs" : "the SYN") (sent at \(times))"
         if let gaveUp {
@@ -68,9 +70,10 @@ struct ConnectionTimeoutRule: DiagnosisRule {
         if let gaveUp { evidence.append(Evidence(gaveUp.mark.packet, .originator, gaveUp.byRST ? "RST" : "FIN", flowStart: facts.first.time)) }
         let result = finding(
             "connection_timeout", proxyStatus: "connection_timeout", proven ? .high : .low, .handshake,
-            score: proven ? 100 : 30, at: facts.last.time, proven ? summary : summary + " before the capture ended",
+            score: proven ? 100 : 30, at: facts.last.time,
+            proven ? summary : summary + (gaveUp == nil ? " before the capture ended" : ", too soon to be a timeout"),
             evidence: evidence)
-        return [result.measured { $0.synTimes = synTimes; $0.waited = gaveUp.map { $0.mark.packet.time - syn.time } ?? span }]
+        return [result.measured { $0.synTimes = synTimes; $0.waited = waited }]
     }
 }
 

@@ -5,8 +5,11 @@ import CapdiagWire
 /// Evidence helpers for rules about one HTTP exchange.
 extension FlowFacts {
     /// Exchanges the upstream never started answering.
+    /// Parsed requests the upstream never started answering. Not on a one-sided capture,
+    /// where the answers exist but were not captured.
     var unansweredExchanges: [HTTPExchange] {
-        (exchanges ?? []).filter { $0.requestStart != nil && $0.firstResponseByte == nil }
+        guard !oneSided else { return [] }
+        return (exchanges ?? []).filter { $0.requestStart != nil && $0.method != nil && $0.firstResponseByte == nil }
     }
 
     func requestEvidence(_ exchange: HTTPExchange) -> [Evidence] {
@@ -35,7 +38,10 @@ struct KeepAliveRaceRule: DiagnosisRule {
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         facts.unansweredExchanges.compactMap { exchange in
-            guard exchange.index > 0, let request = exchange.requestStart, let close = facts.responderClose else { return nil }
+            // Reuse after idle: the previous exchange had ended (pipelined requests are not).
+            guard exchange.index > 0, exchange.idleBefore != nil, let request = exchange.requestStart,
+                let close = facts.responderClose
+            else { return nil }
             let delta = close.mark.packet.time - request
             let finCrossed = !close.byRST && delta <= 2 * facts.roundTrip
             let socketGone = close.byRST && !close.mark.withAck && delta >= 0 && delta <= 4 * facts.roundTrip
@@ -191,17 +197,27 @@ struct ResponseHeaderTooLargeRule: DiagnosisRule {
 /// and before the response arrived. The wait is the gateway's read timeout.
 struct ResponseTimeoutRule: DiagnosisRule {
     static let id = "response_timeout"
+    static let minimumTimeout: Int64 = 500_000_000
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
-        guard let close = facts.originatorClose else { return [] }
+        guard let close = facts.originatorClose, !facts.oneSided else { return [] }
         return (facts.exchanges ?? []).compactMap { exchange in
             if exchange.requestStart == nil { return lostRequest(exchange, close, facts) }
-            guard let request = exchange.requestStart, close.mark.packet.time > request,
+            guard let request = exchange.requestStart, exchange.method != nil, close.mark.packet.time > request,
                 exchange.firstResponseByte.map({ $0 > close.mark.packet.time }) ?? true,
                 facts.responderClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
             else { return nil }
             let waited = close.mark.packet.time - request
             var evidence = facts.requestEvidence(exchange) + [facts.closeEvidence(close, .originator, request: request)]
+            // Gateways wait at least about a second; closing sooner is a client half-closing
+            // after its request or aborting, not a read timeout.
+            guard waited >= Self.minimumTimeout else {
+                return finding(
+                    "closed_by_client_before_response", proxyStatus: nil, .low, .timeout, score: 20, at: close.mark.packet.time,
+                    "the originator closed (\(close.byRST ? "RST" : "FIN")) only \(Phrase.duration(waited)) after \(Phrase.request(exchange)), before any answer: too soon for a gateway timeout (a half-close or an abort)",
+                    evidence: evidence
+                ).about(exchange).measured { $0.waited = waited }
+            }
             var late = ""
             if let first = exchange.firstResponseByte, let frame = exchange.responseFrame {
                 late = "; the upstream answered \(exchange.status.map(String.init) ?? "") only \(Phrase.duration(first - request)) after the request, too late"
