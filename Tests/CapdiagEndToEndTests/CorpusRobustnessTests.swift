@@ -27,7 +27,24 @@ struct CorpusRobustness {
         let relative = path.split(separator: "/").suffix(2).joined(separator: "/")
         let notes = Self.manifest[relative] ?? ""
         do {
-            let (_, summary) = try analyze([path])
+            let (flows, summary) = try analyze([path])
+            // Every verdict is well formed: scores in range, evidence inside its flow, and a
+            // healthy flow carries nothing above info.
+            for flow in flows {
+                let diagnosis = try #require(flow.diagnosis)
+                let scores = diagnosis.scores
+                for score in [scores.reset, scores.handshake, scores.timeout, scores.invalidResponse, scores.networkQuality] {
+                    #expect((0...100).contains(score))
+                }
+                #expect(diagnosis.healthy == diagnosis.findings.allSatisfy { $0.severity == "info" })
+                for finding in diagnosis.findings {
+                    #expect(!finding.summary.isEmpty && !finding.code.isEmpty)
+                    for evidence in finding.evidence {
+                        #expect(evidence.frame >= 1 && evidence.frame <= summary.capture.packets.read, "\(relative): \(finding.code)")
+                    }
+                }
+            }
+            #expect(summary.diagnosis != nil)
             let input = try #require(summary.capture.inputs.first)
             if notes.contains("LIBPCAP CANNOT OPEN") {
                 // tcpdump, not libpcap, refuses an unknown link type; libpcap opens the file.
