@@ -29,10 +29,13 @@ public struct EndpointPattern: Sendable, Equatable {
 }
 
 /// Collects every flow's verdicts as flows end and draws the capture-wide conclusions.
-/// Memory is bounded: counts per server endpoint, a few examples per cause, and at most
-/// `maximumAttempts` attempts for joining the legs and finding retries.
+/// Memory is bounded: counts per server endpoint, a few examples per cause, and attempts for
+/// joining the legs and finding retries — failed ones (and 5xx or unanswered requests) up to
+/// `maximumNotableAttempts`, the others in a ring of the newest `maximumRecentAttempts`, so a
+/// long live capture keeps its recent context (about 400 bytes per attempt).
 public struct DiagnosisCollector: Sendable {
-    public static let maximumAttempts = 200_000
+    public static let maximumNotableAttempts = 50_000
+    public static let maximumRecentAttempts = 100_000
     static let examplesPerCause = 5
     static let samples = 2_000
 
@@ -66,7 +69,10 @@ public struct DiagnosisCollector: Sendable {
     public var upstreamOverrides: [EndpointPattern]
     public var gatewayOverrides: [EndpointPattern]
     var servers: [Endpoint: ServerTally] = [:]
-    var attempts: [Attempt] = []
+    var notableAttempts: [Attempt] = []
+    var recentAttempts: [Attempt] = []
+    /// Where the next recent attempt goes once the ring is full.
+    var recentNext = 0
     var attemptsNotKept = 0
     public private(set) var worst: Severity?
 
@@ -123,15 +129,26 @@ public struct DiagnosisCollector: Sendable {
         let flowAttempts = Attempt.from(facts, diagnosis)
         server.attempts += flowAttempts.count
         servers[facts.responder] = server
-        for attempt in flowAttempts {
-            if attempts.count < Self.maximumAttempts { attempts.append(attempt) } else { attemptsNotKept += 1 }
+        for attempt in flowAttempts { keep(attempt) }
+    }
+
+    private mutating func keep(_ attempt: Attempt) {
+        let notable = attempt.failed || (attempt.status.map { (500...599).contains($0) } ?? (attempt.method != nil))
+        if notable {
+            if notableAttempts.count < Self.maximumNotableAttempts { notableAttempts.append(attempt) } else { attemptsNotKept += 1 }
+        } else if recentAttempts.count < Self.maximumRecentAttempts {
+            recentAttempts.append(attempt)
+        } else {
+            recentAttempts[recentNext] = attempt
+            recentNext = (recentNext + 1) % Self.maximumRecentAttempts
+            attemptsNotKept += 1
         }
     }
 
     // MARK: - Conclusions
 
     public func conclude(dns: DNSTracker? = nil) -> Conclusions {
-        let byTime = attempts.sorted { $0.start.time < $1.start.time }
+        let byTime = (notableAttempts + recentAttempts).sorted { $0.start.time < $1.start.time }
         let listeners = findListeners(byTime)
         var conclusions = Conclusions(
             thresholds: ThresholdsRecord(
@@ -142,11 +159,18 @@ public struct DiagnosisCollector: Sendable {
             GatewayRecord(listener: endpoint.description, how: how, clientRequests: servers[endpoint]?.requests ?? 0)
         }
         let upstreamAttempts = byTime.filter { listeners[$0.responder] == nil }
-        let (links, notListed) = linkClientFailures(byTime.filter { listeners[$0.responder] != nil }, upstreamAttempts)
+        let (links, notListed, connectWaits) = linkClientFailures(byTime.filter { listeners[$0.responder] != nil }, upstreamAttempts)
         conclusions.clientFailures = links
         conclusions.clientFailuresNotListed = notListed
+        let retries = findRetries(upstreamAttempts)
         for (endpoint, server) in servers where listeners[endpoint] == nil && isUpstream(endpoint) && server.confirmed {
-            guard let conclusion = conclude(endpoint, server, upstreamAttempts) else { continue }
+            guard var conclusion = conclude(endpoint, server, retries) else { continue }
+            if let cluster = Cluster(connectWaits[endpoint.description] ?? []) {
+                conclusion.inferences.append(
+                    Inference(
+                        kind: "gateway_connect_timeout", valueNs: cluster.median, count: cluster.count,
+                        text: "the gateway answered clients \(Phrase.duration(cluster.median)) after their request when its connection attempts to \(endpoint) went unanswered: its connect timeout (nginx proxy_connect_timeout, HAProxy timeout connect)"))
+            }
             conclusions.upstreams.append(conclusion)
         }
         conclusions.upstreams.sort { ($0.failures, $1.upstream) > ($1.failures, $0.upstream) }
@@ -210,9 +234,12 @@ public struct DiagnosisCollector: Sendable {
 
     /// Joins each 502/503/504 (or unanswered request) on a client leg to the upstream
     /// attempts made while it waited.
-    func linkClientFailures(_ clientAttempts: [Attempt], _ upstream: [Attempt]) -> ([ClientFailure], Int) {
+    func linkClientFailures(_ clientAttempts: [Attempt], _ upstream: [Attempt]) -> ([ClientFailure], Int, [String: [Int64]]) {
         var failures: [ClientFailure] = []
         var notListed = 0
+        // How long the gateway took to answer a client whose upstream attempts all timed out
+        // connecting: its connect timeout, per upstream.
+        var connectWaits: [String: [Int64]] = [:]
         for client in clientAttempts {
             let failedStatus = client.status.map { (502...504).contains($0) } ?? false
             guard failedStatus || (client.status == nil && client.method != nil) else { continue }
@@ -241,6 +268,11 @@ public struct DiagnosisCollector: Sendable {
                         firstFrame: attempt.start.frame, lastFrame: attempt.lastFrame, offsetNs: attempt.start.time - client.start.time,
                         matchedBy: matchedBy, summary: attempt.summary))
             }
+            if let answered = client.answered, !linked.isEmpty, linked.allSatisfy({ $0.code == "connection_timeout" }),
+                let upstream = linked.first?.upstream
+            {
+                connectWaits[upstream, default: []].append(answered - client.start.time)
+            }
             let request = [client.method, client.target].compactMap { $0 }.joined(separator: " ")
             let answer = client.status.map { "the \($0)" } ?? "the unanswered request"
             let explanation: String
@@ -257,10 +289,10 @@ public struct DiagnosisCollector: Sendable {
                     gateway: client.responder.description, method: client.method, target: client.target, status: client.status,
                     upstreamAttempts: linked, explanation: explanation))
         }
-        return (failures, notListed)
+        return (failures, notListed, connectWaits)
     }
 
-    func conclude(_ endpoint: Endpoint, _ server: ServerTally, _ upstreamAttempts: [Attempt]) -> UpstreamConclusion? {
+    func conclude(_ endpoint: Endpoint, _ server: ServerTally, _ retries: [Endpoint: RetryTally]) -> UpstreamConclusion? {
         var tallies = server.causes
         // Connect timeouts while another connection to the same upstream sits accepted but
         // unanswered: the host's kernel answers, the application does not accept. That is a
@@ -281,7 +313,7 @@ public struct DiagnosisCollector: Sendable {
         let failures = tallies.filter { $0.key != "upstream_application_error" }.values.reduce(0) { $0 + $1.count }
         let applicationErrors = tallies["upstream_application_error"]?.count ?? 0
         let total = failures + applicationErrors
-        let inferences = infer(endpoint, server, tallies, upstreamAttempts)
+        let inferences = infer(endpoint, server, tallies, retries)
         guard server.requests + server.flows > 0 else { return nil }
         let causes = tallies.map { code, tally -> Cause in
             let info = CauseInfo.of(code)
@@ -302,7 +334,7 @@ public struct DiagnosisCollector: Sendable {
     }
 
     /// Upstream keep-alive timeout, gateway timeouts and retries, from what recurs across flows.
-    func infer(_ endpoint: Endpoint, _ server: ServerTally, _ tallies: [String: CauseTally], _ upstreamAttempts: [Attempt]) -> [Inference] {
+    func infer(_ endpoint: Endpoint, _ server: ServerTally, _ tallies: [String: CauseTally], _ retries: [Endpoint: RetryTally]) -> [Inference] {
         var inferences: [Inference] = []
         if let cluster = Cluster(server.idleCloses) {
             inferences.append(
@@ -328,33 +360,53 @@ public struct DiagnosisCollector: Sendable {
                     kind: "gateway_connect_timeout", valueNs: cluster.median, count: cluster.count,
                     text: "the gateway abandons TLS handshakes after \(Phrase.duration(cluster.median)): its connect timeout (nginx proxy_connect_timeout)"))
         }
-        // Retries: a failed attempt on this upstream followed within a second by the same
-        // request elsewhere (or here again).
-        var retried = 0
-        var answered = 0
-        let failed = upstreamAttempts.filter { $0.responder == endpoint && $0.failed }
-        for attempt in failed {
-            // A request is recognised by method and target (within a second: HAProxy waits
-            // about one before retrying); an attempt without a request only by timing, so
-            // only an attempt from the same host right after it counts (nginx retries at once).
-            let retry = upstreamAttempts.first { other in
-                guard other.flow != attempt.flow, other.start.time > attempt.start.time else { return false }
-                let after = other.start.time - attempt.start.time
-                if attempt.method != nil { return after <= 1_000_000_000 && other.sameRequest(as: attempt) }
-                return after <= 50_000_000 && other.originator.address == attempt.originator.address
-            }
-            if let retry {
-                retried += 1
-                if retry.status != nil && !retry.failed && !(500...599).contains(retry.status ?? 0) { answered += 1 }
-            }
-        }
-        if retried > 0 {
+        if let retries = retries[endpoint], retries.retried > 0 {
             inferences.append(
                 Inference(
-                    kind: "retries", valueNs: nil, count: retried,
-                    text: "the gateway retried \(retried) of \(failed.count) failed attempt(s) within a second; \(answered) retry(ies) got an answer, so clients may not have seen those failures"))
+                    kind: "retries", valueNs: nil, count: retries.retried,
+                    text: "the gateway likely retried \(retries.retried) of \(retries.failed) failed attempt(s) at once; \(retries.answered) retry(ies) got an answer, so clients may not have seen those failures"))
         }
         return inferences
+    }
+
+    struct RetryTally {
+        var failed = 0
+        var retried = 0
+        var answered = 0
+    }
+
+    /// Retries, per upstream that failed: the same request (method and target) sent again
+    /// within a second with no other copy in between, or — for an attempt without a request —
+    /// a new attempt by the same host within 50 ms when that host had made none in the 50 ms
+    /// before (under load every attempt has a neighbour, and timing alone proves nothing).
+    /// `byTime` is sorted by start; each lookahead stops at the time window.
+    func findRetries(_ byTime: [Attempt]) -> [Endpoint: RetryTally] {
+        var tallies: [Endpoint: RetryTally] = [:]
+        for (index, attempt) in byTime.enumerated() where attempt.failed {
+            var tally = tallies[attempt.responder] ?? RetryTally()
+            tally.failed += 1
+            let window: Int64 = attempt.method == nil ? 50_000_000 : 1_000_000_000
+            var isolated = true
+            if attempt.method == nil {
+                var back = index - 1
+                while back >= 0, attempt.start.time - byTime[back].start.time <= window {
+                    if byTime[back].originator.address == attempt.originator.address { isolated = false }
+                    back -= 1
+                }
+            }
+            var next = index + 1
+            while isolated, next < byTime.count, byTime[next].start.time - attempt.start.time <= window {
+                let other = byTime[next]
+                next += 1
+                let same = attempt.method == nil ? other.originator.address == attempt.originator.address : other.sameRequest(as: attempt)
+                guard same, other.flow != attempt.flow else { continue }
+                tally.retried += 1
+                if other.status != nil && !other.failed && !(500...599).contains(other.status ?? 0) { tally.answered += 1 }
+                break
+            }
+            tallies[attempt.responder] = tally
+        }
+        return tallies
     }
 
     func sharpenedFix(_ code: String, _ fix: String, _ inferences: [Inference]) -> String {

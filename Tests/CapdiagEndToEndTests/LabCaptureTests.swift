@@ -243,4 +243,12 @@ import Testing
         // lab.sh sets proxy_read_timeout 1s.
         #expect(abs(read - 1_000_000_000) < 50_000_000)
     }
+
+    @Test func droppedSYNsGiveTheGatewayConnectTimeoutFromTheClientLeg() throws {
+        let path = LabCaptures.folder.appending(path: "syn-dropped.any.pcap").path
+        let upstream = try #require(try analyze([path]).summary.diagnosis?.upstreams.first)
+        let connect = try #require(upstream.inferences.first { $0.kind == "gateway_connect_timeout" }?.valueNs)
+        // lab.sh sets proxy_connect_timeout 2s.
+        #expect(abs(connect - 2_000_000_000) < 50_000_000)
+    }
 }
