@@ -111,6 +111,27 @@ struct FlowScenario {
         #expect(flow.diagnose().findings.map(\.severity) == [.low])
     }
 
+    @Test func aSYNRetransmittedWithinMillisecondsIsNotATimeout() {
+        var flow = FlowScenario()
+        flow.facts.syn = flow.packet(0)
+        flow.facts.synRetransmits = [flow.packet(1)]
+        flow.facts.synRetransmitCount = 1
+        flow.facts.connState = .s0
+        flow.facts.end = .endOfCapture
+        #expect(flow.diagnose().findings.map(\.severity) == [.low])
+    }
+
+    @Test func anUnusedConnectionClosedAfterSecondsIsAnIdleCloseNotAFailure() {
+        var flow = FlowScenario()
+        flow.handshake()
+        flow.upstreamCloses(10_000)
+        #expect(flow.diagnose().findings.map(\.code) == ["upstream_idle_close"])
+        var quick = FlowScenario()
+        quick.handshake()
+        quick.upstreamCloses(1)
+        #expect(quick.codes == ["upstream_closed_before_request"])
+    }
+
     @Test func icmpAdministrativelyProhibitedIsDestinationUnavailable() throws {
         var flow = FlowScenario()
         flow.facts.syn = flow.packet(0)
@@ -209,6 +230,29 @@ struct FlowScenario {
         var bigger = DiagnosisOptions()
         bigger.maxHeaderSize = 16_384
         #expect(flow.diagnose(bigger).findings.isEmpty, "a gateway with a larger buffer accepts them")
+    }
+
+    @Test func aResponseStillArrivingWhenTheCaptureEndedIsNotCutShort() throws {
+        var flow = FlowScenario()
+        flow.handshake()
+        flow.exchange(at: 1)
+        flow.facts.exchanges?[0].responseComplete = nil
+        flow.facts.exchanges?[0].declaredBodyBytes = 5000
+        flow.facts.exchanges?[0].problem = HTTPProblem(code: "response_cut_short", detail: "cut short by the end of the capture")
+        #expect(flow.diagnose().findings.map(\.code) == ["response_unfinished_at_capture_end"])
+        flow.upstreamCloses(3)
+        let finding = try #require(flow.diagnose().findings.first)
+        #expect(finding.code == "response_cut_short" && finding.severity == .high)
+    }
+
+    @Test func unansweredRequestWhoseAnswerTheCaptureLostIsNotAFailure() {
+        var flow = FlowScenario()
+        flow.handshake()
+        flow.exchange(at: 1, answeredAfter: nil)
+        flow.upstreamCloses(10_000)
+        flow.facts.resp.ackedUnseenBytes = 4_000
+        #expect(!flow.codes.contains("upstream_closed_before_response"))
+        #expect(flow.diagnose().findings.contains { $0.code == "capture_loss" })
     }
 
     @Test func upstream5xxIsAnApplicationAnswerNotANetworkFault() {

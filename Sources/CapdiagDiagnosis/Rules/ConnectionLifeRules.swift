@@ -27,6 +27,18 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
             ]
         }
         let code = close.byRST ? "upstream_reset_before_request" : "upstream_closed_before_request"
+        // A connection opened ahead of need and closed by the upstream after a while unused
+        // is its idle timeout at work; only a quick close (or a reset) is dropping connections.
+        let idleClose = !close.byRST && after >= 1_000_000_000
+        if idleClose {
+            return [
+                finding(
+                    "upstream_idle_close", proxyStatus: nil, .info, .reset, score: 0, at: close.mark.packet.time,
+                    "\(facts.responder) closed an unused connection (FIN) after \(Phrase.duration(after)) idle",
+                    evidence: [facts.closeEvidence(close, .responder, request: nil)]
+                ).measured { $0.idleBefore = after }
+            ]
+        }
         return [
             finding(
                 code, proxyStatus: "connection_terminated", .medium, .reset, score: close.byRST ? 70 : 50,

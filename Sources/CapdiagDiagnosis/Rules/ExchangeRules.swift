@@ -8,7 +8,9 @@ extension FlowFacts {
     /// Parsed requests the upstream never started answering. Not on a one-sided capture,
     /// where the answers exist but were not captured.
     var unansweredExchanges: [HTTPExchange] {
-        guard !oneSided else { return [] }
+        // The gateway acknowledged response bytes the capture never saw: the answer came,
+        // the capture lost it (reported as capture_loss).
+        guard !oneSided, resp.ackedUnseenBytes == 0 else { return [] }
         return (exchanges ?? []).filter { $0.requestStart != nil && $0.method != nil && $0.firstResponseByte == nil }
     }
 
@@ -119,6 +121,15 @@ struct ResponseCutShortRule: DiagnosisRule {
             }
             if let close { evidence.append(facts.closeEvidence(close, .responder, request: exchange.requestStart)) }
             let missing = exchange.declaredBodyBytes.map { $0 - exchange.deliveredBodyBytes }
+            guard close != nil else {
+                // Nobody closed: the capture stopped while the response was still arriving.
+                return finding(
+                    "response_unfinished_at_capture_end", proxyStatus: nil, .low, .invalidResponse, score: 10,
+                    at: facts.last.time,
+                    "the response to \(Phrase.request(exchange)) from \(facts.responder) was still arriving when the capture ended",
+                    evidence: evidence
+                ).about(exchange).measured { $0.missingBytes = missing; $0.status = exchange.status }
+            }
             return finding(
                 "response_cut_short", proxyStatus: "http_response_incomplete", .high, .invalidResponse, score: 90,
                 at: close?.mark.packet.time ?? facts.last.time,
