@@ -157,6 +157,23 @@ struct InvalidResponseRule: DiagnosisRule {
             if let frame = exchange.responseFrame {
                 evidence.append(Evidence(PacketRef(frame: frame, time: time), .responder, problem.code.replacingUnderscores, flowStart: facts.first.time, request: exchange.requestStart))
             }
+            // Picked up mid-stream (no SYN seen): the first bytes may be the middle of a message.
+            if facts.syn == nil && exchange.index == 0 && problem.code == "not_http" {
+                return finding(
+                    "unparsed_mid_stream", proxyStatus: nil, .info, .invalidResponse, score: 0, at: time,
+                    "the capture joined this connection mid-stream; \(facts.responder)'s first bytes are not a message start (\(problem.detail))",
+                    evidence: evidence
+                ).about(exchange)
+            }
+            // Bytes after a complete response, with no request for them: the previous response
+            // sent more than its framing said (nginx: "upstream sent more data than specified").
+            if exchange.requestStart == nil && exchange.index > 0 {
+                return finding(
+                    "unexpected_response_data", proxyStatus: "http_protocol_error", .medium, .invalidResponse, score: 50,
+                    at: time, "\(facts.responder) sent bytes after a complete response, with no request for them (\(problem.detail))",
+                    evidence: evidence
+                ).about(exchange)
+            }
             var result = finding(
                 "invalid_response", proxyStatus: "http_protocol_error", .high, .invalidResponse, score: 100, at: time,
                 "\(facts.responder) answered \(Phrase.request(exchange)) with an invalid response (\(problem.code)): \(problem.detail)",
