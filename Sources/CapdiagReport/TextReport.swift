@@ -140,10 +140,14 @@ public enum TextReport {
     static let exchangeLinesPerFlow = 5
 
     /// One line for `--interval`: what has been seen so far.
-    public static func rollingLine(builder: ReportBuilder, packets: Int, openFlows: Int, drops: UInt64) -> String {
+    public static func rollingLine(
+        builder: ReportBuilder, packets: Int, openFlows: Int, drops: UInt64, causes: [String: Int] = [:]
+    ) -> String {
+        let verdicts = causes.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.value) \($0.key)" }
         let states = builder.byConnState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         return "[\(Timestamp.now.iso8601)] \(packets) packets, \(openFlows) open flows, \(builder.total) ended"
             + (states.isEmpty ? "" : " (\(states))") + ", \(builder.flaggedCount) flagged, \(drops) kernel drops"
+            + (verdicts.isEmpty ? "" : "; verdicts so far: " + verdicts.joined(separator: ", "))
     }
 
     static func render(_ dns: DNSRecord) -> String {

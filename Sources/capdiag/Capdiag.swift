@@ -71,7 +71,7 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("duration"), help: ArgumentHelp("Live capture: stop after this long (e.g. 90s, 5m, 1h).", valueName: "time"))
     var duration: String?
 
-    @Option(name: .customLong("interval"), help: ArgumentHelp("Live capture: print a rolling summary on stdout every N seconds.", valueName: "seconds"))
+    @Option(name: .customLong("interval"), help: ArgumentHelp("Live capture: print a rolling summary with the verdicts so far on stdout every N seconds.", valueName: "seconds"))
     var interval: Double?
 
     @Option(
@@ -253,7 +253,9 @@ struct Capdiag: ParsableCommand {
                     packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows, force: true,
                     extra: "\(builder.flaggedCount) flagged\(causeCounts(collector.flaggedByCode)), \(drops) dropped by the kernel")
                 if let next = nextRolling, now >= next {
-                    output.write(TextReport.rollingLine(builder: builder, packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, drops: drops) + "\n")
+                    output.write(TextReport.rollingLine(
+                        builder: builder, packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, drops: drops,
+                        causes: collector.flaggedByCode) + "\n")
                     output.flush()
                     nextRolling = next + UInt64((interval ?? 1) * 1e9)
                 }
