@@ -16,7 +16,7 @@ let package = Package(
         // Link, network and transport headers decoded from borrowed bytes. No dependencies.
         .target(name: "CapdiagWire"),
         // libpcap wrapper: offline files, BPF filters, merged reading of several files.
-        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire"]),
+        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire", "CapdiagProtocols"]),
         // TCP connection tracking (Zeek endpoint states, conn_state, history) and the flow table.
         .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
         // Stream parsers for HTTP/1.x and TLS: push bytes, get events. Only Wire (for small types).
@@ -30,8 +30,8 @@ let package = Package(
         .executableTarget(
             name: "capdiag",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
+                "CapdiagWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what capdiag needs on Debian (libpcap-dev to build; tcpdump and tshark for the
-# tests and the lab), only when missing.
+# tests and the lab; chromium for the HTML report check), only when missing.
 set -euo pipefail
 missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+# Headless Chromium checks that the HTML report loads and draws its diagrams.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq

@@ -62,6 +62,8 @@ public struct Cause: Sendable, Codable, Equatable {
     public var fix: String
     /// A few flows that show it: id, frames, one-line summary.
     public var examples: [CauseExample]
+    /// When each failure happened (the first 200), for timelines.
+    public var times: [String]
 }
 
 public struct CauseExample: Sendable, Codable, Equatable {

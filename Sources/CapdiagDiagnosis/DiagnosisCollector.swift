@@ -37,6 +37,7 @@ public struct DiagnosisCollector: Sendable {
     public static let maximumNotableAttempts = 50_000
     public static let maximumRecentAttempts = 100_000
     static let examplesPerCause = 5
+    static let timesPerCause = 200
     static let samples = 2_000
 
     struct CauseTally: Sendable {
@@ -48,6 +49,7 @@ public struct DiagnosisCollector: Sendable {
         var examples: [CauseExample] = []
         var measured: [Int64] = []
         var reasons: [String: Int] = [:]
+        var times: [Timestamp] = []
     }
 
     struct ServerTally: Sendable {
@@ -115,6 +117,7 @@ public struct DiagnosisCollector: Sendable {
             tally.first = min(tally.first, finding.time)
             tally.last = max(tally.last, finding.time)
             if let reason = finding.reason { tally.reasons[reason, default: 0] += 1 }
+            if tally.times.count < Self.timesPerCause { tally.times.append(finding.time) }
             let measured = finding.measurements.waited ?? finding.measurements.idleBefore
             if let measured, tally.measured.count < Self.samples { tally.measured.append(measured) }
             if tally.examples.count < Self.examplesPerCause {
@@ -305,6 +308,7 @@ public struct DiagnosisCollector: Sendable {
             merged.first = min(timeouts.first, stuck.first)
             merged.last = max(timeouts.last, stuck.last)
             merged.examples = Array((stuck.examples + timeouts.examples).prefix(Self.examplesPerCause))
+            merged.times = Array((timeouts.times + stuck.times).sorted().prefix(Self.timesPerCause))
             tallies["listen_queue_overflow"] = merged
             tallies["connection_timeout"] = nil
             tallies["response_timeout"] = nil
@@ -324,7 +328,8 @@ public struct DiagnosisCollector: Sendable {
                 severity: tally.severity.name, count: tally.count,
                 share: total > 0 ? Double(tally.count) / Double(total) : 0, first: tally.first.iso8601, last: tally.last.iso8601,
                 confidence: code == "listen_queue_overflow" || code == "request_unanswered" ? "medium" : "high",
-                fix: sharpenedFix(code, info.fix, inferences), examples: tally.examples)
+                fix: sharpenedFix(code, info.fix, inferences), examples: tally.examples,
+                times: tally.times.sorted().map(\.iso8601))
         }.sorted { ($0.count, $1.code) > ($1.count, $0.code) }
         let denominator = max(server.attempts, 1)
         return UpstreamConclusion(

@@ -3,6 +3,7 @@ import CapdiagCapture
 import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
+import CapdiagProtocols
 import CapdiagReport
 import CapdiagWire
 import Foundation
@@ -37,7 +38,7 @@ struct Capdiag: ParsableCommand {
             verdict at or above the --fail-on severity; 2 an input could not be opened or the filter \
             is invalid; 64 bad usage.
             """,
-        version: "0.1.0")
+        version: capdiagVersion)
 
     @Option(
         name: [.customShort("r"), .customLong("read-file")],
@@ -134,6 +135,24 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit with status 1 when a verdict is at least this severe: info, low, medium or high.", valueName: "severity"))
     var failOn: String?
 
+    @Option(name: .customLong("report"), help: ArgumentHelp("Also write a ticket report: FILE.md (Markdown) or FILE.html (self-contained HTML with SVG diagrams).", valueName: "file"))
+    var reportFile: String?
+
+    @Option(name: .customLong("export"), help: ArgumentHelp("Write each flagged flow as its own small pcap in this directory (live capture: needs -w without -W).", valueName: "dir"))
+    var exportDirectory: String?
+
+    @Flag(name: .customLong("export-all"), help: "With --export: every flow, not only flagged ones.")
+    var exportAll = false
+
+    @Option(name: .customLong("export-payload"), help: ArgumentHelp("What exported packets keep of their TCP payload: headers (HTTP heads, default), none, or all.", valueName: "headers|none|all"))
+    var exportPayload: String = "headers"
+
+    @Option(name: .customLong("export-limit"), help: ArgumentHelp("Most flows written by --export.", valueName: "n"))
+    var exportLimit: Int = 200
+
+    @Flag(name: .customLong("no-redact"), help: "Show credentials from the capture (Authorization, Cookie, API keys, token query parameters) instead of masking them; the report says so.")
+    var noRedact = false
+
     @Flag(name: .customShort("n"), help: "Accepted for tcpdump compatibility; capdiag never resolves names.")
     var numeric = false
 
@@ -173,6 +192,15 @@ struct Capdiag: ParsableCommand {
         }
         if connectTimeout <= 0 || readTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxHeaderSize <= 0 { throw ValidationError("--max-header-size must be positive") }
+        if let reportFile, !(reportFile.hasSuffix(".md") || reportFile.hasSuffix(".html") || reportFile.hasSuffix(".htm")) {
+            throw ValidationError("--report needs a file ending in .md or .html")
+        }
+        if ExportPayload(rawValue: exportPayload) == nil { throw ValidationError("--export-payload takes headers, none or all") }
+        if exportAll && exportDirectory == nil { throw ValidationError("--export-all needs --export DIR") }
+        if exportDirectory != nil && interface != nil && (writeFile == nil || fileCount != nil) {
+            throw ValidationError("--export during a live capture needs -w FILE (without -W), to read the packets back")
+        }
+        if exportLimit <= 0 { throw ValidationError("--export-limit must be positive") }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
     }
 
@@ -181,6 +209,7 @@ struct Capdiag: ParsableCommand {
         LoggingSystem.bootstrap { _ in StderrLogHandler(logLevel: level) }
         let logger = Logger(label: "capdiag")
 
+        Redaction.enabled = !noRedact
         let filterExpression = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
         if listInterfaces {
             try printInterfaces()
@@ -203,10 +232,19 @@ struct Capdiag: ParsableCommand {
         var document = format == .json ? JSONDocumentWriter(write: output.write) : nil
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
 
+        var selections: [ExportCandidate] = []
+        var exportsNotWritten = 0
         func take(_ flow: TCPFlow, _ session: ProtocolSession) {
             let facts = session.facts(flow)
             let diagnosis = diagnoser.diagnose(facts)
             collector.add(facts, diagnosis)
+            if exportDirectory != nil && (exportAll || !diagnosis.isHealthy) {
+                if selections.count < exportLimit {
+                    selections.append(ExportCandidate(flow: flow, code: diagnosis.findings.max { $0.severity < $1.severity }?.code))
+                } else {
+                    exportsNotWritten += 1
+                }
+            }
             guard format != .text else {
                 builder.add(flow, session: session, diagnosis: diagnosis)
                 return
@@ -223,6 +261,7 @@ struct Capdiag: ParsableCommand {
 
         var inputs: [InputRecord] = []
         var kernel: KernelRecord?
+        var writtenPaths: [String] = []
         if let interface {
             var live = LiveOptions()
             live.snapshotLength = snapshotLength
@@ -294,6 +333,7 @@ struct Capdiag: ParsableCommand {
                 }
             }
             for file in reader.writtenFiles { logger.notice("packets written to \(file)") }
+            writtenPaths = reader.writtenFiles
         } else {
             let reader: OfflineReader
             do {
@@ -331,6 +371,26 @@ struct Capdiag: ParsableCommand {
         var summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = kernel
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
+        var exports: [Int: String] = [:]
+        if let exportDirectory {
+            let paths = interface == nil ? readFiles : writtenPaths
+            exports = try writeExports(
+                selections, to: exportDirectory, paths: paths, filter: filterExpression,
+                payload: ExportPayload(rawValue: exportPayload) ?? .headers, logger: logger, notWritten: exportsNotWritten)
+        }
+        if let reportFile {
+            let report = TicketReport(
+                summary: summary, flows: builder.flagged,
+                exports: exports.mapValues { relativePath(from: reportFile, to: $0) }, redacted: Redaction.enabled)
+            let text = reportFile.hasSuffix(".md") ? MarkdownReport.render(report) : HTMLReport.render(report)
+            do {
+                try text.write(toFile: reportFile, atomically: true, encoding: .utf8)
+                logger.notice("report written to \(reportFile)")
+            } catch {
+                FileHandle.standardError.write(Data("capdiag: error: cannot write \(reportFile): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
         switch format {
         case .text: output.write(TextReport.render(summary: summary, builder: builder))
         case .json: document?.finish(summary)

@@ -22,6 +22,7 @@ import Testing
         "lo-tls-unknown-ca.pcap": "tls_certificate_error",
         "lo-tls-to-plain-http.pcap": "protocol_mismatch",
         "lo-dns.pcap": nil,
+        "lo-http-hostile.pcap": "invalid_response",
     ]
 
     @Test func everySampleIsListed() throws {

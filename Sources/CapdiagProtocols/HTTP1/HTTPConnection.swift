@@ -166,7 +166,7 @@ public struct HTTPConnection: Sendable {
         case .head(let head):
             guard var exchange = pending.last else { return }
             exchange.method = head.method
-            exchange.target = head.target
+            exchange.target = head.target.map(Redaction.target)
             exchange.host = head.host
             exchange.requestHeaderBytes = head.headerSectionSize
             exchange.requestIDs = head.requestIDs
@@ -180,7 +180,7 @@ public struct HTTPConnection: Sendable {
         case .violation(let violation):
             clientViolation = violation
             if var exchange = pending.last {
-                exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: violation.detail)
+                exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: Redaction.text(violation.detail))
                 pending[pending.count - 1] = exchange
             }
         case .tunnel:
@@ -251,7 +251,7 @@ public struct HTTPConnection: Sendable {
                     exchange.firstResponseByte = packet.time
                     exchange.responseFrame = packet.frame
                 }
-                exchange.problem = HTTPProblem(code: violation.code, detail: violation.detail)
+                exchange.problem = HTTPProblem(code: violation.code, detail: Redaction.text(violation.detail))
             }
             if let exchange = pending.first ?? orphan { finishFirst(exchange) }
         case .tunnel:

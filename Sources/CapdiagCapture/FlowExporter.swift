@@ -1,0 +1,159 @@
+import CPcap
+import CapdiagProtocols
+import CapdiagWire
+
+/// How much of each packet's TCP payload an exported pcap keeps (`--export-payload`).
+public enum ExportPayload: String, Sendable, CaseIterable {
+    /// Only link, IP and TCP headers (the packets look cut by a small snaplen).
+    case none
+    /// HTTP message heads (request and status lines, header sections), with credential header
+    /// values masked; bodies and other payload are cut.
+    case headers
+    /// Everything; credential header values still masked unless redaction is off.
+    case all
+}
+
+/// One flow to write: its two ends, its frames, and the file.
+public struct FlowSelection: Sendable {
+    public var id: Int
+    public var originator: (address: IPAddress, port: UInt16)
+    public var responder: (address: IPAddress, port: UInt16)
+    public var firstFrame: Int
+    public var lastFrame: Int
+    public var path: String
+
+    public init(id: Int, originator: (IPAddress, UInt16), responder: (IPAddress, UInt16), firstFrame: Int, lastFrame: Int, path: String) {
+        self.id = id
+        self.originator = originator
+        self.responder = responder
+        self.firstFrame = firstFrame
+        self.lastFrame = lastFrame
+        self.path = path
+    }
+
+    func matches(_ source: IPAddress, _ sourcePort: UInt16, _ destination: IPAddress, _ destinationPort: UInt16) -> Bool {
+        (source == originator.address && sourcePort == originator.port && destination == responder.address && destinationPort == responder.port)
+            || (source == responder.address && sourcePort == responder.port && destination == originator.address
+                && destinationPort == originator.port)
+    }
+}
+
+/// Writes selected flows, each to its own pcap, in a second pass over the same inputs (same
+/// files, same filter, so frame numbers match the analysis). A flow's file holds its TCP
+/// packets and the ICMP errors that quote it, with payload cut or masked as asked.
+public struct FlowExporter {
+    public private(set) var written: [Int: Int] = [:]
+    /// Packets not written because their link type differed from the flow's first packet.
+    public private(set) var skippedLinkType = 0
+
+    public init() {}
+
+    public mutating func export(
+        paths: [String], filter: String?, limit: Int?, flows: [FlowSelection], payload: ExportPayload
+    ) throws(CaptureError) {
+        guard !flows.isEmpty else { return }
+        let reader = try OfflineReader(paths: paths, filter: filter)
+        let byFirst = flows.sorted { $0.firstFrame < $1.firstFrame }
+        var next = 0
+        var open: [Int: (selection: FlowSelection, dumper: OpaquePointer, dead: OpaquePointer, linkType: Int32)] = [:]
+        var frame = 0
+        var failure: CaptureError?
+        var buffer: [UInt8] = []
+        reader.read(limit: limit) { metadata, linkType, bytes in
+            frame += 1
+            while next < byFirst.count && byFirst[next].firstFrame <= frame {
+                let selection = byFirst[next]
+                next += 1
+                let dlt = reader.inputs[metadata.sourceIndex].linkType
+                guard let dead = pcap_open_dead_with_tstamp_precision(dlt, 262_144, UInt32(PCAP_TSTAMP_PRECISION_NANO)) else { continue }
+                guard let dumper = pcap_dump_open(dead, selection.path) else {
+                    failure = CaptureError(function: "pcap_dump_open", subject: selection.path, message: String(cString: pcap_geterr(dead)))
+                    pcap_close(dead)
+                    return false
+                }
+                open[selection.id] = (selection, dumper, dead, dlt)
+            }
+            guard !open.isEmpty, let decoded = try? PacketDecoder.decode(bytes, linkType: linkType) else { return next < byFirst.count || !open.isEmpty }
+            var owners: [Int] = []
+            switch decoded.transport {
+            case .tcp(let tcp):
+                owners = open.values.filter { $0.selection.matches(decoded.ip.source, tcp.sourcePort, decoded.ip.destination, tcp.destinationPort) }.map(\.selection.id)
+            case .icmp(let message):
+                if message.isError, let quoted = message.quoted {
+                    owners = open.values.filter { $0.selection.matches(quoted.source, quoted.sourcePort, quoted.destination, quoted.destinationPort) }.map(\.selection.id)
+                }
+            default:
+                break
+            }
+            for id in owners {
+                guard let entry = open[id] else { continue }
+                guard entry.linkType == reader.inputs[metadata.sourceIndex].linkType else {
+                    skippedLinkType += 1
+                    continue
+                }
+                buffer.removeAll(keepingCapacity: true)
+                for index in 0..<bytes.byteCount { buffer.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
+                let kept = Self.keep(&buffer, payloadOffset: decoded.payloadOffset, payloadLength: decoded.capturedPayloadLength, payload: payload)
+                var header = pcap_pkthdr()
+                header.ts.tv_sec = Int(metadata.timestamp.nanoseconds / 1_000_000_000)
+                header.ts.tv_usec = Int(metadata.timestamp.nanoseconds % 1_000_000_000)
+                header.caplen = UInt32(kept)
+                header.len = UInt32(metadata.wireLength)
+                buffer.withUnsafeBufferPointer { pointer in
+                    pcap_dump(UnsafeMutableRawPointer(entry.dumper).assumingMemoryBound(to: UInt8.self), &header, pointer.baseAddress)
+                }
+                written[id, default: 0] += 1
+            }
+            for (id, entry) in open where entry.selection.lastFrame <= frame {
+                pcap_dump_close(entry.dumper)
+                pcap_close(entry.dead)
+                open[id] = nil
+            }
+            return next < byFirst.count || !open.isEmpty
+        }
+        for entry in open.values {
+            pcap_dump_close(entry.dumper)
+            pcap_close(entry.dead)
+        }
+        if let failure { throw failure }
+    }
+
+    /// Applies the payload policy to one packet's bytes and returns how many to write.
+    static func keep(_ bytes: inout [UInt8], payloadOffset: Int, payloadLength: Int, payload: ExportPayload) -> Int {
+        let payloadEnd = min(bytes.count, payloadOffset + payloadLength)
+        guard payloadLength > 0, payloadOffset <= payloadEnd else { return bytes.count }
+        switch payload {
+        case .none:
+            return payloadOffset
+        case .all:
+            if Redaction.enabled { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: payloadEnd) }
+            return bytes.count
+        case .headers:
+            guard startsHTTPMessage(bytes, at: payloadOffset, end: payloadEnd) else { return payloadOffset }
+            var headEnd = payloadEnd
+            var index = payloadOffset
+            while index + 3 < payloadEnd {
+                if bytes[index] == 0x0D && bytes[index + 1] == 0x0A && bytes[index + 2] == 0x0D && bytes[index + 3] == 0x0A {
+                    headEnd = index + 4
+                    break
+                }
+                index += 1
+            }
+            if Redaction.enabled { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: headEnd) }
+            return headEnd
+        }
+    }
+
+    /// Whether a segment's payload begins an HTTP request (`TOKEN SP`) or response (`HTTP/`).
+    static func startsHTTPMessage(_ bytes: [UInt8], at start: Int, end: Int) -> Bool {
+        if end - start >= 5 && bytes[start..<(start + 5)].elementsEqual("HTTP/".utf8) { return true }
+        var index = start
+        while index < end && index - start < 16 {
+            let byte = bytes[index]
+            if byte == 0x20 { return index > start }
+            guard (0x41...0x5A).contains(byte) || byte == 0x2D || byte == 0x5F else { return false }
+            index += 1
+        }
+        return false
+    }
+}

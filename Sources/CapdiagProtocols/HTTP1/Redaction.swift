@@ -1,0 +1,148 @@
+import Synchronization
+
+/// Masks credentials before captured text reaches any output: values of credential-like query
+/// parameters and URL passwords in request targets, and the values of credential headers
+/// (Authorization, Cookie, API keys, …) wherever a header line is quoted. On by default;
+/// `--no-redact` turns it off for the whole run.
+public enum Redaction {
+    public static let mask = "REDACTED"
+    private static let state = Atomic<Bool>(true)
+
+    public static var enabled: Bool {
+        get { state.load(ordering: .relaxed) }
+        set { state.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Header names whose values are secrets (compared lowercased).
+    public static let secretHeaders: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "apikey",
+        "x-auth-token", "x-access-token", "x-amz-security-token", "x-csrf-token", "x-xsrf-token",
+    ]
+
+    /// Query parameter names whose values are secrets (compared lowercased).
+    public static let secretParameters: Set<String> = [
+        "token", "access_token", "id_token", "refresh_token", "api_key", "apikey", "api-key", "key", "secret",
+        "client_secret", "password", "passwd", "pwd", "pass", "auth", "authorization", "signature", "sig",
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "session", "sessionid", "session_id", "sid",
+        "code", "jwt", "private_token",
+    ]
+
+    /// A request target with secret query values and URL passwords masked.
+    public static func target(_ target: String) -> String {
+        guard enabled else { return target }
+        var result = target
+        // http://user:password@host/… → http://user:REDACTED@host/…
+        if let scheme = result.find("://"), let at = result[scheme.upperBound...].firstIndex(of: "@"),
+            let colon = result[scheme.upperBound..<at].firstIndex(of: ":"),
+            !result[scheme.upperBound..<at].contains("/")
+        {
+            result.replaceSubrange(result.index(after: colon)..<at, with: mask)
+        }
+        guard let question = result.firstIndex(of: "?") else { return result }
+        let query = result[result.index(after: question)...]
+        let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+            guard let equals = part.firstIndex(of: "=") else { return String(part) }
+            let name = part[..<equals].lowercased()
+            return secretParameters.contains(name) && part.index(after: equals) < part.endIndex
+                ? String(part[...equals]) + mask : String(part)
+        }
+        return String(result[...question]) + parts.joined(separator: "&")
+    }
+
+    /// Free text quoting captured bytes (a bad header line, a status line): secret header
+    /// values (to the end of the line or quote) and secret query values masked.
+    public static func text(_ text: String) -> String {
+        guard enabled else { return text }
+        var out = text
+        for name in secretHeaders.sorted() {
+            var searchFrom = out.startIndex
+            while searchFrom < out.endIndex,
+                let found = out.find(name + ":", in: searchFrom..<out.endIndex, caseInsensitive: true)
+            {
+                let end = out[found.upperBound...].firstIndex { $0.isNewline || $0 == "'" || $0 == "\"" } ?? out.endIndex
+                out.replaceSubrange(found.upperBound..<end, with: " " + mask)
+                searchFrom = out.index(found.upperBound, offsetBy: mask.count + 1, limitedBy: out.endIndex) ?? out.endIndex
+            }
+        }
+        return out.contains("?") ? target(out) : out
+    }
+
+    /// Masks credentials inside raw HTTP bytes in place, keeping the length (so TCP sequence
+    /// numbers in an exported pcap stay consistent): on every line, whatever follows a secret
+    /// header name and its colon, and in a request line the values of secret query parameters;
+    /// each masked byte becomes `*`.
+    public static func maskHeaders(in bytes: inout [UInt8], from start: Int = 0, to end: Int? = nil) {
+        let limit = min(end ?? bytes.count, bytes.count)
+        let names = secretHeaders.map { Array(($0 + ":").utf8) }
+        var lineStart = start
+        while lineStart < limit {
+            var lineEnd = lineStart
+            while lineEnd < limit && bytes[lineEnd] != 0x0A { lineEnd += 1 }
+            for name in names {
+                var index = lineStart
+                while index + name.count <= lineEnd {
+                    if matchesLowercased(bytes, at: index, name) {
+                        var value = index + name.count
+                        while value < lineEnd && bytes[value] == 0x20 { value += 1 }
+                        while value < lineEnd && bytes[value] != 0x0D {
+                            bytes[value] = UInt8(ascii: "*")
+                            value += 1
+                        }
+                        break
+                    }
+                    index += 1
+                }
+            }
+            maskQuery(in: &bytes, lineStart, lineEnd)
+            lineStart = lineEnd + 1
+        }
+    }
+
+    /// `name=value` pairs after the first `?` of a line, up to the next space.
+    private static func maskQuery(in bytes: inout [UInt8], _ lineStart: Int, _ lineEnd: Int) {
+        guard var index = bytes[lineStart..<lineEnd].firstIndex(of: UInt8(ascii: "?")) else { return }
+        index += 1
+        while index < lineEnd && bytes[index] != 0x20 {
+            var pairEnd = index
+            while pairEnd < lineEnd && bytes[pairEnd] != UInt8(ascii: "&") && bytes[pairEnd] != 0x20 { pairEnd += 1 }
+            if let equals = bytes[index..<pairEnd].firstIndex(of: UInt8(ascii: "=")),
+                secretParameters.contains(String(decoding: bytes[index..<equals], as: UTF8.self).lowercased())
+            {
+                for position in (equals + 1)..<pairEnd { bytes[position] = UInt8(ascii: "*") }
+            }
+            index = pairEnd < lineEnd && bytes[pairEnd] == UInt8(ascii: "&") ? pairEnd + 1 : pairEnd
+        }
+    }
+
+    private static func matchesLowercased(_ bytes: [UInt8], at index: Int, _ name: [UInt8]) -> Bool {
+        for offset in 0..<name.count {
+            var byte = bytes[index + offset]
+            if (0x41...0x5A).contains(byte) { byte += 0x20 }
+            if byte != name[offset] { return false }
+        }
+        return true
+    }
+}
+
+extension String {
+    /// The first occurrence of `needle` (optionally ignoring case), without Foundation.
+    func find(_ needle: String, in range: Range<Index>? = nil, caseInsensitive: Bool = false) -> Range<Index>? {
+        let range = range ?? startIndex..<endIndex
+        let needleChars = Array(needle)
+        guard !needleChars.isEmpty else { return nil }
+        var index = range.lowerBound
+        while index < range.upperBound {
+            var probe = index
+            var matched = 0
+            while matched < needleChars.count, probe < range.upperBound {
+                let a = self[probe], b = needleChars[matched]
+                guard caseInsensitive ? a.lowercased() == b.lowercased() : a == b else { break }
+                matched += 1
+                probe = self.index(after: probe)
+            }
+            if matched == needleChars.count { return index..<probe }
+            index = self.index(after: index)
+        }
+        return nil
+    }
+}

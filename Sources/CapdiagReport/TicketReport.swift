@@ -1,0 +1,191 @@
+import CapdiagDiagnosis
+import CapdiagWire
+
+/// What a ticket report holds: the summary with its diagnosis, the flagged flows to draw, the
+/// per-flow pcap files written by `--export`, and whether credentials were masked.
+public struct TicketReport: Sendable {
+    public var summary: SummaryRecord
+    public var flows: [FlowRecord]
+    /// Flow id → exported file, relative to the report.
+    public var exports: [Int: String]
+    public var redacted: Bool
+    /// Ladders drawn for at most this many flows.
+    public var ladderLimit = 10
+
+    public init(summary: SummaryRecord, flows: [FlowRecord], exports: [Int: String] = [:], redacted: Bool) {
+        self.summary = summary
+        self.flows = flows
+        self.exports = exports
+        self.redacted = redacted
+    }
+
+    var diagnosis: Conclusions? { summary.diagnosis }
+    var listeners: Set<String> { Set(diagnosis?.gateways.map(\.listener) ?? []) }
+
+    /// The flows to draw: the most severe first, one per upstream and verdict before repeats.
+    var topFlows: [FlowRecord] {
+        let order = ["high": 0, "medium": 1, "low": 2, "info": 3, "none": 4]
+        let sorted = flows.filter { $0.diagnosis?.healthy == false }.sorted {
+            (order[$0.diagnosis?.severity ?? "none"] ?? 4, $0.firstFrame) < (order[$1.diagnosis?.severity ?? "none"] ?? 4, $1.firstFrame)
+        }
+        // Upstream legs first: a client leg only shows the gateway's answer.
+        let upstreamFirst = sorted.filter { !listeners.contains(endpoint($0.responder)) } + sorted.filter { listeners.contains(endpoint($0.responder)) }
+        var seen = Set<String>()
+        let firsts = upstreamFirst.filter { seen.insert("\(endpoint($0.responder)) \(mainFinding($0)?.code ?? "")").inserted }
+        let rest = upstreamFirst.filter { flow in !firsts.contains { $0.id == flow.id } }
+        return Array((firsts + rest).prefix(ladderLimit))
+    }
+
+    func mainFinding(_ flow: FlowRecord) -> FindingRecord? {
+        let order = ["high": 0, "medium": 1, "low": 2, "info": 3]
+        return flow.diagnosis?.findings.min { (order[$0.severity] ?? 4) < (order[$1.severity] ?? 4) }
+    }
+
+    /// Names of the two ends of a flow: gateway/upstream, or client/gateway on a client leg.
+    func roles(_ flow: FlowRecord) -> (left: String, right: String) {
+        listeners.contains(endpoint(flow.responder)) ? ("client", "gateway") : ("gateway", "upstream")
+    }
+
+    /// A tshark display filter that selects the flow's packets in the original capture.
+    func displayFilter(_ flow: FlowRecord) -> String {
+        let ip = flow.originator.address.contains(":") ? "ipv6" : "ip"
+        return "\(ip).addr == \(flow.originator.address) && tcp.port == \(flow.originator.port) && \(ip).addr == \(flow.responder.address)"
+            + " && tcp.port == \(flow.responder.port) && frame.number >= \(flow.firstFrame) && frame.number <= \(flow.lastFrame)"
+    }
+
+    var headline: String {
+        guard let upstream = diagnosis?.upstreams.first(where: { !$0.causes.isEmpty }), let cause = upstream.causes.first else {
+            return "no failures between gateway and upstream"
+        }
+        return "\(cause.title) at \(upstream.upstream)"
+    }
+}
+
+func endpoint(_ endpoint: EndpointRecord) -> String {
+    endpoint.address.contains(":") ? "[\(endpoint.address)]:\(endpoint.port)" : "\(endpoint.address):\(endpoint.port)"
+}
+
+/// `--report FILE.md`: the conclusion first, then the affected upstreams, the client-side
+/// failures, ladder diagrams of the top flows, the capture facts and the thresholds. Renders
+/// on GitHub and GitLab; every captured string is escaped (see `Markup`).
+public enum MarkdownReport {
+    public static func render(_ report: TicketReport) -> String {
+        let md = Markup.markdown
+        var out = "# capdiag report: \(md(report.headline))\n\n"
+        let capture = report.summary.capture
+        out += "Capture: " + capture.inputs.map { "`\(Markup.codeBlock($0.path))`" }.joined(separator: ", ")
+        if let first = capture.firstPacket, let last = capture.lastPacket { out += ", \(first) to \(last) (\(formatDuration(capture.durationNs)))" }
+        out += ". Credentials in the capture are " + (report.redacted ? "masked (REDACTED)." : "**shown** (`--no-redact`).") + "\n\n"
+
+        out += "## Conclusion\n\n"
+        let affected = report.diagnosis?.upstreams.filter { !$0.causes.isEmpty } ?? []
+        if affected.isEmpty {
+            out += "No failed connections or requests between gateway and upstream were seen"
+            out += " (worst verdict: \(report.diagnosis?.worstSeverity ?? "none")).\n\n"
+        }
+        for upstream in affected {
+            guard let cause = upstream.causes.first else { continue }
+            out += "- **\(md(upstream.upstream))**: \(md(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
+            out += "\(Int((cause.share * 100).rounded()))% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
+            out += "  Fix: \(md(cause.fix)).\n"
+            for inference in upstream.inferences { out += "  - \(md(inference.text))\n" }
+        }
+        if !affected.isEmpty { out += "\n" }
+
+        if !affected.isEmpty {
+            out += "## Affected upstreams\n\n"
+            out += "| Upstream | Requests / attempts | Failures | Causes (count) | First | Last |\n|---|---|---|---|---|---|\n"
+            for upstream in affected {
+                let causes = upstream.causes.map { "`\($0.code)` (\($0.count))" }.joined(separator: ", ")
+                let first = upstream.causes.map(\.first).min() ?? ""
+                let last = upstream.causes.map(\.last).max() ?? ""
+                out += "| \(md(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) connections | \(upstream.failures) | \(causes) | \(first) | \(last) |\n"
+            }
+            out += "\n"
+        }
+
+        if let failures = report.diagnosis?.clientFailures, !failures.isEmpty {
+            out += "## Client-side failures and their upstream cause\n\n"
+            out += "| Time | Request | Status | Upstream attempt | Verdict | Frames |\n|---|---|---|---|---|---|\n"
+            for failure in failures.prefix(50) {
+                let request = md([failure.method, failure.target].compactMap { $0 }.joined(separator: " "))
+                let attempt = failure.upstreamAttempts.last { $0.code != nil } ?? failure.upstreamAttempts.last
+                out += "| \(failure.time) | \(request) | \(failure.status.map(String.init) ?? "no answer") | "
+                out += attempt.map { "\(md($0.upstream)) flow #\($0.flow)" } ?? "none captured"
+                out += " | " + (attempt?.code.map { "`\($0)`" } ?? "") + " | " + (attempt.map { "\($0.firstFrame)–\($0.lastFrame)" } ?? "") + " |\n"
+            }
+            if failures.count > 50 { out += "\n… \(failures.count - 50) more in the JSON output.\n" }
+            out += "\n"
+        }
+
+        let top = report.topFlows
+        if !top.isEmpty {
+            out += "## Evidence: the top flows\n\n"
+            out += "Rows marked `*` are packets a verdict cites. Offsets are from the flow's first packet.\n\n"
+        }
+        for flow in top {
+            let roles = report.roles(flow)
+            let main = report.mainFinding(flow)
+            out += "### Flow #\(flow.id): \(md(endpoint(flow.originator))) → \(md(endpoint(flow.responder)))"
+            out += main.map { " — `\($0.code)`" } ?? ""
+            out += "\n\n"
+            for finding in flow.diagnosis?.findings ?? [] where finding.severity != "info" {
+                out += "- **\(finding.code)** (\(finding.severity)\(finding.proxyStatus.map { ", Proxy-Status `\($0)`" } ?? "")): \(md(finding.summary))\n"
+            }
+            let scores = flow.diagnosis?.scores
+            if let scores {
+                out += "- Scores: reset \(scores.reset), handshake \(scores.handshake), timeout \(scores.timeout), "
+                out += "invalid response \(scores.invalidResponse), network quality \(scores.networkQuality)\n"
+            }
+            if let file = report.exports[flow.id] { out += "- Packets: [\(md(file))](\(linkTarget(file)))\n" }
+            out += "- tshark: `\(Markup.codeBlock(report.displayFilter(flow)))`\n\n"
+            out += "```text\n"
+            out += Ladder.text(
+                Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")
+            out += "```\n\n"
+        }
+
+        out += "## Capture facts\n\n"
+        for input in capture.inputs {
+            out += "- `\(Markup.codeBlock(input.path))`: \(md(input.linkTypeName)), snaplen \(input.snaplen), \(input.packetsRead) packets, "
+            out += input.stop == "end_of_file" ? "read to the end" : "stopped: \(md(input.stop))\(input.error.map { " (\(md($0)))" } ?? "")"
+            out += "\n"
+        }
+        let packets = capture.packets
+        out += "- Packets: \(packets.read) read, \(packets.decoded) decoded (TCP \(packets.tcp), UDP \(packets.udp), ICMP \(packets.icmp)), \(packets.skipped) not decoded\n"
+        for skip in capture.skipped { out += "  - \(skip.count) skipped: \(skip.layer) \(md(skip.reason))\n" }
+        if packets.snaplenCut > 0 { out += "- \(packets.snaplenCut) packets cut by the snapshot length (payload partly missing)\n" }
+        if let kernel = capture.kernel {
+            out += "- Kernel: \(kernel.received) received, \(kernel.dropped) dropped, \(kernel.interfaceDropped) dropped by the interface"
+            out += kernel.dropped + kernel.interfaceDropped > 0 ? " — **conclusions may be incomplete**\n" : "\n"
+        }
+        let flowCounts = report.summary.flows
+        out += "- TCP flows: \(flowCounts.total), \(flowCounts.flagged) with a verdict above info"
+        out += flowCounts.evicted > 0 ? ", \(flowCounts.evicted) evicted (flow table full)\n" : "\n"
+        let lost = report.flows.map { $0.orig.ackedUnseenBytes + $0.resp.ackedUnseenBytes }.reduce(0, +)
+        if lost > 0 { out += "- Capture loss: \(lost) bytes acknowledged by the peers but missing from the capture (in the flows listed)\n" }
+        if let thresholds = report.diagnosis?.thresholds {
+            out += "\n## Thresholds\n\n"
+            out += "- Connect timeout \(formatDuration(thresholds.connectTimeoutNs)) (`--connect-timeout`), read timeout "
+            out += "\(formatDuration(thresholds.readTimeoutNs)) (`--read-timeout`), response header buffer \(thresholds.maxHeaderSize) bytes (`--max-header-size`)\n"
+        }
+        out += "\n_Generated by capdiag \(capdiagVersion)._\n"
+        return out
+    }
+
+    /// A relative link with the characters Markdown link targets cannot hold escaped.
+    static func linkTarget(_ file: String) -> String {
+        var out = ""
+        for byte in file.utf8 {
+            if (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || "-._/".utf8.contains(byte) {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+}
+
+public let capdiagVersion = "0.2.0"

@@ -1,0 +1,34 @@
+import CapdiagProtocols
+import Testing
+
+/// Credentials are masked wherever captured text is shown; `.serialized` because the switch
+/// is process-wide.
+@Suite(.serialized) struct RedactionRules {
+    @Test func queryCredentialsAndURLPasswordsAreMasked() {
+        #expect(Redaction.target("/a?token=abc&page=2&API_KEY=k1") == "/a?token=REDACTED&page=2&API_KEY=REDACTED")
+        #expect(Redaction.target("http://user:pw@host/x?q=1") == "http://user:REDACTED@host/x?q=1")
+        #expect(Redaction.target("/plain/path") == "/plain/path")
+        #expect(Redaction.target("/a?token=") == "/a?token=", "an empty value has nothing to hide")
+    }
+
+    @Test func headerValuesInQuotedTextAreMasked() {
+        #expect(Redaction.text("header line 2: 'Cookie: a=b; c=d'") == "header line 2: 'Cookie: REDACTED'")
+        #expect(Redaction.text("x authorization:Bearer abc\r\nnext") == "x authorization: REDACTED\r\nnext")
+    }
+
+    @Test func rawBytesKeepTheirLength() {
+        var bytes = Array("GET /x?sig=abc&a=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Basic dXNlcg==\r\nSet-Cookie: s=1\r\n\r\nbody".utf8)
+        let length = bytes.count
+        Redaction.maskHeaders(in: &bytes)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(bytes.count == length)
+        #expect(text == "GET /x?sig=***&a=1 HTTP/1.1\r\nHost: h\r\nAuthorization: **************\r\nSet-Cookie: ***\r\n\r\nbody")
+    }
+
+    @Test func noRedactShowsEverything() {
+        Redaction.enabled = false
+        defer { Redaction.enabled = true }
+        #expect(Redaction.target("/a?token=abc") == "/a?token=abc")
+        #expect(Redaction.text("Cookie: a") == "Cookie: a")
+    }
+}
