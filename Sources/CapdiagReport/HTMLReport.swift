@@ -77,20 +77,8 @@ public enum HTMLReport {
             out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")
         }
         out += "<h2>Capture facts</h2>\n<ul>\n"
-        for input in capture.inputs {
-            out += "<li><code>\(h(input.path))</code>: \(h(input.linkTypeName)), snaplen \(input.snaplen), \(input.packetsRead) packets, "
-            out += input.stop == "end_of_file" ? "read to the end" : "stopped: \(h(input.stop))\(input.error.map { " (\(h($0)))" } ?? "")"
-            out += "</li>\n"
-        }
-        let packets = capture.packets
-        out += "<li>Packets: \(packets.read) read, \(packets.decoded) decoded (TCP \(packets.tcp), UDP \(packets.udp), ICMP \(packets.icmp)), \(packets.skipped) not decoded</li>\n"
-        for skip in capture.skipped { out += "<li>\(skip.count) skipped: \(h(skip.layer)) \(h(skip.reason))</li>\n" }
-        if packets.snaplenCut > 0 { out += "<li>\(packets.snaplenCut) packets cut by the snapshot length</li>\n" }
-        if let kernel = capture.kernel {
-            out += "<li>Kernel: \(kernel.received) received, \(kernel.dropped) dropped, \(kernel.interfaceDropped) dropped by the interface"
-            out += kernel.dropped + kernel.interfaceDropped > 0 ? " — <strong>conclusions may be incomplete</strong></li>\n" : "</li>\n"
-        }
-        out += "<li>TCP flows: \(report.summary.flows.total), \(report.summary.flows.flagged) with a verdict above info</li>\n</ul>\n"
+        for fact in report.captureFacts(.html) { out += "<li>\(fact)</li>\n" }
+        out += "</ul>\n"
         if let thresholds = report.diagnosis?.thresholds {
             out += "<h2>Thresholds</h2>\n<p>Connect timeout \(formatDuration(thresholds.connectTimeoutNs)), read timeout \(formatDuration(thresholds.readTimeoutNs)), "
             out += "response header buffer \(thresholds.maxHeaderSize) bytes.</p>\n"

@@ -53,6 +53,45 @@ public struct TicketReport: Sendable {
             + " && tcp.port == \(flow.responder.port) && frame.number >= \(flow.firstFrame) && frame.number <= \(flow.lastFrame)"
     }
 
+    /// How a renderer marks up text from the capture, code, and emphasis.
+    public struct Style: Sendable {
+        var text: @Sendable (String) -> String
+        var code: @Sendable (String) -> String
+        var strong: @Sendable (String) -> String
+
+        static let markdown = Style(text: Markup.markdown, code: { "`\(Markup.codeBlock($0))`" }, strong: { "**\($0)**" })
+        static let html = Style(text: Markup.html, code: { "<code>\(Markup.html($0))</code>" }, strong: { "<strong>\($0)</strong>" })
+    }
+
+    /// The capture facts, one item each: inputs and how reading ended, what was not decoded
+    /// and why, snaplen cuts, kernel drops, flows, capture loss.
+    func captureFacts(_ style: Style) -> [String] {
+        let capture = summary.capture
+        var facts: [String] = []
+        for input in capture.inputs {
+            var fact = "\(style.code(input.path)): \(style.text(input.linkTypeName)), snaplen \(input.snaplen), \(input.packetsRead) packets, "
+            fact += input.stop == "end_of_file" ? "read to the end" : "stopped: \(style.text(input.stop))\(input.error.map { " (\(style.text($0)))" } ?? "")"
+            facts.append(fact)
+        }
+        let packets = capture.packets
+        facts.append("Packets: \(packets.read) read, \(packets.decoded) decoded (TCP \(packets.tcp), UDP \(packets.udp), ICMP \(packets.icmp)), \(packets.skipped) not decoded")
+        for skip in capture.skipped { facts.append("\(skip.count) not decoded: \(skip.layer) \(style.text(skip.reason))") }
+        if packets.snaplenCut > 0 { facts.append("\(packets.snaplenCut) packets cut by the snapshot length (payload partly missing)") }
+        if let kernel = capture.kernel {
+            let dropped = kernel.dropped + kernel.interfaceDropped > 0
+            facts.append(
+                "Kernel: \(kernel.received) received, \(kernel.dropped) dropped, \(kernel.interfaceDropped) dropped by the interface"
+                    + (dropped ? " — " + style.strong("conclusions may be incomplete") : ""))
+        }
+        let counts = summary.flows
+        facts.append(
+            "TCP flows: \(counts.total), \(counts.flagged) with a verdict above info"
+                + (counts.evicted > 0 ? ", \(counts.evicted) evicted (flow table full)" : ""))
+        let lost = flows.map { $0.orig.ackedUnseenBytes + $0.resp.ackedUnseenBytes }.reduce(0, +)
+        if lost > 0 { facts.append("Capture loss: \(lost) bytes acknowledged by the peers but missing from the capture (in the flows listed)") }
+        return facts
+    }
+
     var headline: String {
         guard let upstream = diagnosis?.upstreams.first(where: { !$0.causes.isEmpty }), let cause = upstream.causes.first else {
             return "no failures between gateway and upstream"
@@ -146,24 +185,7 @@ public enum MarkdownReport {
         }
 
         out += "## Capture facts\n\n"
-        for input in capture.inputs {
-            out += "- `\(Markup.codeBlock(input.path))`: \(md(input.linkTypeName)), snaplen \(input.snaplen), \(input.packetsRead) packets, "
-            out += input.stop == "end_of_file" ? "read to the end" : "stopped: \(md(input.stop))\(input.error.map { " (\(md($0)))" } ?? "")"
-            out += "\n"
-        }
-        let packets = capture.packets
-        out += "- Packets: \(packets.read) read, \(packets.decoded) decoded (TCP \(packets.tcp), UDP \(packets.udp), ICMP \(packets.icmp)), \(packets.skipped) not decoded\n"
-        for skip in capture.skipped { out += "  - \(skip.count) skipped: \(skip.layer) \(md(skip.reason))\n" }
-        if packets.snaplenCut > 0 { out += "- \(packets.snaplenCut) packets cut by the snapshot length (payload partly missing)\n" }
-        if let kernel = capture.kernel {
-            out += "- Kernel: \(kernel.received) received, \(kernel.dropped) dropped, \(kernel.interfaceDropped) dropped by the interface"
-            out += kernel.dropped + kernel.interfaceDropped > 0 ? " — **conclusions may be incomplete**\n" : "\n"
-        }
-        let flowCounts = report.summary.flows
-        out += "- TCP flows: \(flowCounts.total), \(flowCounts.flagged) with a verdict above info"
-        out += flowCounts.evicted > 0 ? ", \(flowCounts.evicted) evicted (flow table full)\n" : "\n"
-        let lost = report.flows.map { $0.orig.ackedUnseenBytes + $0.resp.ackedUnseenBytes }.reduce(0, +)
-        if lost > 0 { out += "- Capture loss: \(lost) bytes acknowledged by the peers but missing from the capture (in the flows listed)\n" }
+        for fact in report.captureFacts(.markdown) { out += "- \(fact)\n" }
         if let thresholds = report.diagnosis?.thresholds {
             out += "\n## Thresholds\n\n"
             out += "- Connect timeout \(formatDuration(thresholds.connectTimeoutNs)) (`--connect-timeout`), read timeout "

@@ -67,40 +67,25 @@ struct KeepAliveRaceRule: DiagnosisRule {
     }
 }
 
-/// The upstream reset the connection after the request, before any response byte.
-struct UpstreamResetAfterRequestRule: DiagnosisRule {
-    static let id = "upstream_reset_after_request"
+/// The upstream hung up after the request, before any response byte: a RST
+/// (`upstream_reset_after_request`) or a FIN (`upstream_closed_before_response`).
+struct UpstreamHungUpRule: DiagnosisRule {
+    static let id = "upstream_hung_up"
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         facts.unansweredExchanges.compactMap { exchange in
-            guard let request = exchange.requestStart, let close = facts.responderClose(after: request), close.byRST,
+            guard let request = exchange.requestStart, let close = facts.responderClose(after: request),
                 facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
             else { return nil }
             let delta = close.mark.packet.time - request
+            let (code, score, summary) =
+                close.byRST
+                ? ("upstream_reset_after_request", 90,
+                    "\(facts.responder) reset the connection \(Phrase.duration(delta)) after \(Phrase.request(exchange)), before any response byte")
+                : ("upstream_closed_before_response", 80,
+                    "\(facts.responder) closed the connection (FIN) \(Phrase.duration(delta)) after \(Phrase.request(exchange)) without answering")
             return finding(
-                "upstream_reset_after_request", proxyStatus: "connection_terminated", .high, .reset, score: 90,
-                at: close.mark.packet.time,
-                "\(facts.responder) reset the connection \(Phrase.duration(delta)) after \(Phrase.request(exchange)), before any response byte",
-                evidence: facts.requestEvidence(exchange) + [facts.closeEvidence(close, .responder, request: request)]
-            ).about(exchange).measured { $0.closeAfterRequest = delta; $0.idleBefore = exchange.idleBefore }
-        }
-    }
-}
-
-/// The upstream closed (FIN) after the request without answering.
-struct UpstreamClosedBeforeResponseRule: DiagnosisRule {
-    static let id = "upstream_closed_before_response"
-
-    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
-        facts.unansweredExchanges.compactMap { exchange in
-            guard let request = exchange.requestStart, let close = facts.responderClose(after: request), !close.byRST,
-                facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
-            else { return nil }
-            let delta = close.mark.packet.time - request
-            return finding(
-                "upstream_closed_before_response", proxyStatus: "connection_terminated", .high, .reset, score: 80,
-                at: close.mark.packet.time,
-                "\(facts.responder) closed the connection (FIN) \(Phrase.duration(delta)) after \(Phrase.request(exchange)) without answering",
+                code, proxyStatus: "connection_terminated", .high, .reset, score: score, at: close.mark.packet.time, summary,
                 evidence: facts.requestEvidence(exchange) + [facts.closeEvidence(close, .responder, request: request)]
             ).about(exchange).measured { $0.closeAfterRequest = delta; $0.idleBefore = exchange.idleBefore }
         }
