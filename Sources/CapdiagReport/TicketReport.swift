@@ -110,7 +110,10 @@ func endpoint(_ endpoint: EndpointRecord) -> String {
 public enum MarkdownReport {
     public static func render(_ report: TicketReport) -> String {
         let md = Markup.markdown
-        var out = "# capdiag report: \(md(report.headline))\n\n"
+        // capdiag's own sentences (fixes, titles, inferences) may use `code` on purpose; they
+        // hold no captured text but endpoints, so only control characters are neutralised.
+        let own = Markup.visible
+        var out = "# capdiag report: \(own(report.headline))\n\n"
         let capture = report.summary.capture
         out += "Capture: " + capture.inputs.map { "`\(Markup.codeBlock($0.path))`" }.joined(separator: ", ")
         if let first = capture.firstPacket, let last = capture.lastPacket { out += ", \(first) to \(last) (\(formatDuration(capture.durationNs)))" }
@@ -124,10 +127,10 @@ public enum MarkdownReport {
         }
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
-            out += "- **\(md(upstream.upstream))**: \(md(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
+            out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
             out += "\(Int((cause.share * 100).rounded()))% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
-            out += "  Fix: \(md(cause.fix)).\n"
-            for inference in upstream.inferences { out += "  - \(md(inference.text))\n" }
+            out += "  Fix: \(own(cause.fix)).\n"
+            for inference in upstream.inferences { out += "  - \(own(inference.text))\n" }
         }
         if !affected.isEmpty { out += "\n" }
 
@@ -138,7 +141,7 @@ public enum MarkdownReport {
                 let causes = upstream.causes.map { "`\($0.code)` (\($0.count))" }.joined(separator: ", ")
                 let first = upstream.causes.map(\.first).min() ?? ""
                 let last = upstream.causes.map(\.last).max() ?? ""
-                out += "| \(md(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) connections | \(upstream.failures) | \(causes) | \(first) | \(last) |\n"
+                out += "| \(own(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) connections | \(upstream.failures) | \(causes) | \(first) | \(last) |\n"
             }
             out += "\n"
         }
@@ -150,7 +153,7 @@ public enum MarkdownReport {
                 let request = md([failure.method, failure.target].compactMap { $0 }.joined(separator: " "))
                 let attempt = failure.upstreamAttempts.last { $0.code != nil } ?? failure.upstreamAttempts.last
                 out += "| \(failure.time) | \(request) | \(failure.status.map(String.init) ?? "no answer") | "
-                out += attempt.map { "\(md($0.upstream)) flow #\($0.flow)" } ?? "none captured"
+                out += attempt.map { "\(own($0.upstream)) flow #\($0.flow)" } ?? "none captured"
                 out += " | " + (attempt?.code.map { "`\($0)`" } ?? "") + " | " + (attempt.map { "\($0.firstFrame)–\($0.lastFrame)" } ?? "") + " |\n"
             }
             if failures.count > 50 { out += "\n… \(failures.count - 50) more in the JSON output.\n" }
@@ -165,7 +168,7 @@ public enum MarkdownReport {
         for flow in top {
             let roles = report.roles(flow)
             let main = report.mainFinding(flow)
-            out += "### Flow #\(flow.id): \(md(endpoint(flow.originator))) → \(md(endpoint(flow.responder)))"
+            out += "### Flow #\(flow.id): \(endpoint(flow.originator)) → \(endpoint(flow.responder))"
             out += main.map { " — `\($0.code)`" } ?? ""
             out += "\n\n"
             for finding in flow.diagnosis?.findings ?? [] where finding.severity != "info" {
