@@ -40,8 +40,24 @@ public struct FlowSelection: Sendable {
 
 /// Writes selected flows, each to its own pcap, in a second pass over the same inputs (same
 /// files, same filter, so frame numbers match the analysis). A flow's file holds its TCP
-/// packets and the ICMP errors that quote it, with payload cut or masked as asked.
+/// packets, the ICMP errors that quote it, and the DNS answers (with their queries) that gave
+/// out the upstream's address during the minute before the flow, with payload cut or masked.
 public struct FlowExporter {
+    /// A DNS packet seen recently, kept to be written ahead of the flows it led to.
+    struct DNSPacket {
+        var time: Timestamp
+        var linkType: Int32
+        var wireLength: Int
+        var bytes: [UInt8]
+        var id: UInt16
+        var isResponse: Bool
+        var answers: [String]
+        var source: IPAddress
+        var destination: IPAddress
+    }
+    static let dnsWindow: Int64 = 60_000_000_000
+    static let dnsKept = 256
+
     public private(set) var written: [Int: Int] = [:]
     /// Packets not written because their link type differed from the flow's first packet.
     public private(set) var skippedLinkType = 0
@@ -59,8 +75,34 @@ public struct FlowExporter {
         var frame = 0
         var failure: CaptureError?
         var buffer: [UInt8] = []
+        var recentDNS: [DNSPacket] = []
+        func write(_ dumper: OpaquePointer, time: Timestamp, wireLength: Int, bytes: [UInt8], count: Int) {
+            var header = pcap_pkthdr()
+            header.ts.tv_sec = Int(time.nanoseconds / 1_000_000_000)
+            header.ts.tv_usec = Int(time.nanoseconds % 1_000_000_000)
+            header.caplen = UInt32(count)
+            header.len = UInt32(wireLength)
+            bytes.withUnsafeBufferPointer { pointer in
+                pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header, pointer.baseAddress)
+            }
+        }
         reader.read(limit: limit) { metadata, linkType, bytes in
             frame += 1
+            let decoded = try? PacketDecoder.decode(bytes, linkType: linkType)
+            if let decoded, case .udp(let udp) = decoded.transport, udp.sourcePort == 53 || udp.destinationPort == 53 {
+                var copy: [UInt8] = []
+                for index in 0..<bytes.byteCount { copy.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
+                let payloadEnd = min(copy.count, decoded.payloadOffset + decoded.capturedPayloadLength)
+                if decoded.payloadOffset < payloadEnd, let message = DNSMessage(Array(copy[decoded.payloadOffset..<payloadEnd])) {
+                    recentDNS.append(
+                        DNSPacket(
+                            time: metadata.timestamp, linkType: reader.inputs[metadata.sourceIndex].linkType, wireLength: metadata.wireLength,
+                            bytes: copy, id: message.id, isResponse: message.isResponse, answers: message.answers,
+                            source: decoded.ip.source, destination: decoded.ip.destination))
+                    recentDNS.removeAll { metadata.timestamp - $0.time > Self.dnsWindow }
+                    if recentDNS.count > Self.dnsKept { recentDNS.removeFirst(recentDNS.count - Self.dnsKept) }
+                }
+            }
             while next < byFirst.count && byFirst[next].firstFrame <= frame {
                 let selection = byFirst[next]
                 next += 1
@@ -72,8 +114,20 @@ public struct FlowExporter {
                     return false
                 }
                 open[selection.id] = (selection, dumper, dead, dlt)
+                // The latest DNS answer that named this upstream, and the query it answers.
+                let address = selection.responder.address.description
+                let answers = recentDNS.last { $0.isResponse && $0.answers.contains(address) && $0.linkType == dlt }.map { [$0] } ?? []
+                let related = recentDNS.filter { packet in
+                    answers.contains { answer in
+                        answer.id == packet.id && (packet.isResponse ? answer.time == packet.time : packet.source == answer.destination)
+                    }
+                }
+                for packet in related {
+                    write(dumper, time: packet.time, wireLength: packet.wireLength, bytes: packet.bytes, count: packet.bytes.count)
+                    written[selection.id, default: 0] += 1
+                }
             }
-            guard !open.isEmpty, let decoded = try? PacketDecoder.decode(bytes, linkType: linkType) else { return next < byFirst.count || !open.isEmpty }
+            guard !open.isEmpty, let decoded else { return next < byFirst.count || !open.isEmpty }
             var owners: [Int] = []
             switch decoded.transport {
             case .tcp(let tcp):
@@ -94,14 +148,7 @@ public struct FlowExporter {
                 buffer.removeAll(keepingCapacity: true)
                 for index in 0..<bytes.byteCount { buffer.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
                 let kept = Self.keep(&buffer, payloadOffset: decoded.payloadOffset, payloadLength: decoded.capturedPayloadLength, payload: payload)
-                var header = pcap_pkthdr()
-                header.ts.tv_sec = Int(metadata.timestamp.nanoseconds / 1_000_000_000)
-                header.ts.tv_usec = Int(metadata.timestamp.nanoseconds % 1_000_000_000)
-                header.caplen = UInt32(kept)
-                header.len = UInt32(metadata.wireLength)
-                buffer.withUnsafeBufferPointer { pointer in
-                    pcap_dump(UnsafeMutableRawPointer(entry.dumper).assumingMemoryBound(to: UInt8.self), &header, pointer.baseAddress)
-                }
+                write(entry.dumper, time: metadata.timestamp, wireLength: metadata.wireLength, bytes: buffer, count: kept)
                 written[id, default: 0] += 1
             }
             for (id, entry) in open where entry.selection.lastFrame <= frame {

@@ -13,11 +13,16 @@ struct LiveCapture {
     @Test func reportsRealTrafficAndStopsOnSIGINT() throws {
         let base = 18_400 + Int(getpid() % 50) * 4
         let written = FileManager.default.temporaryDirectory.appending(path: "capdiag-live-\(UUID().uuidString).pcap")
-        defer { try? FileManager.default.removeItem(at: written) }
+        let reportDirectory = FileManager.default.temporaryDirectory.appending(path: "capdiag-live-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: written)
+            try? FileManager.default.removeItem(at: reportDirectory)
+        }
         let process = Process()
         process.executableURL = Locations.capdiagExecutable
         process.arguments = [
-            "-q", "-T", "jsonl", "-i", "lo", "-w", written.path, "tcp", "portrange", "\(base)-\(base + 2)",
+            "-q", "-T", "jsonl", "-i", "lo", "-w", written.path, "--report", reportDirectory.appending(path: "report.md").path,
+            "--export", reportDirectory.appending(path: "flows").path, "tcp", "portrange", "\(base)-\(base + 2)",
         ]
         let out = Pipe()
         process.standardOutput = out
@@ -52,6 +57,12 @@ struct LiveCapture {
         let reset = try #require(flows.first { $0.responder.port == UInt16(base + 2) })
         #expect(reset.connState == "RSTR")
         #expect(reset.http?.exchanges.first?.problem?.code == "request_without_response")
+
+        // The report and the exported flows, written when the capture stopped.
+        let report = try String(contentsOf: reportDirectory.appending(path: "report.md"), encoding: .utf8)
+        #expect(report.contains("`connection_refused`") && report.contains("`upstream_reset_after_request`"))
+        let exported = try FileManager.default.contentsOfDirectory(atPath: reportDirectory.appending(path: "flows").path)
+        #expect(exported.contains { $0.contains("connection_refused") } && exported.contains { $0.contains("upstream_reset_after_request") })
 
         // The written capture gives the same flows offline.
         let offline = try analyze([written.path]).flows

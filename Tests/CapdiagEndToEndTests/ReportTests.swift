@@ -86,6 +86,22 @@ func scratchDirectory() throws -> URL {
         #expect(report.contains("](") && report.contains("_destination_unavailable_flow"), "the report links the exported files")
     }
 
+    /// The DNS answer that gave out the upstream's address travels with the flow it led to.
+    @Test func exportCarriesTheDNSAnswerThatNamedTheUpstream() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", Locations.capture("lo-dns-then-refused.pcap"), "--export", directory.path])
+        #expect(run.status == 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(files.count == 2 && files.allSatisfy { $0.contains("_127.0.0.2-18091_connection_refused_flow") })
+        for file in files {
+            let exported = try analyze([directory.appending(path: file).path])
+            #expect(exported.summary.capture.packets.udp == 2, "one query and its answer")
+            #expect(exported.summary.capture.packets.tcp == 2)
+            #expect(exported.summary.dns?.queries == 1 && exported.summary.dns?.responses == 1)
+        }
+    }
+
     /// Credentials never reach a report, the terminal, JSON or a default export; markup and
     /// terminal escapes from the capture are neutralised in every format.
     @Test func hostileCaptureIsRedactedAndEscapedEverywhere() throws {

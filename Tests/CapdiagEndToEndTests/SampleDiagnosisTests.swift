@@ -23,6 +23,7 @@ import Testing
         "lo-tls-to-plain-http.pcap": "protocol_mismatch",
         "lo-dns.pcap": nil,
         "lo-http-hostile.pcap": "invalid_response",
+        "lo-dns-then-refused.pcap": "connection_refused",
     ]
 
     @Test func everySampleIsListed() throws {
