@@ -111,6 +111,19 @@ struct FlowScenario {
         #expect(flow.diagnose().findings.map(\.severity) == [.low])
     }
 
+    @Test func aHandshakePendingPastTheConnectTimeoutIsATimeout() {
+        var flow = FlowScenario()
+        flow.handshake()
+        var tls = TLSFacts()
+        tls.clientHello = flow.packet(1)
+        flow.facts.tls = tls
+        _ = flow.packet(5_000)
+        #expect(flow.diagnose().findings.map(\.code) == ["tls_handshake_unfinished"])
+        var short = DiagnosisOptions()
+        short.connectTimeout = 3_000_000_000
+        #expect(flow.diagnose(short).findings.map(\.code) == ["tls_handshake_timeout"])
+    }
+
     @Test func aSYNRetransmittedWithinMillisecondsIsNotATimeout() {
         var flow = FlowScenario()
         flow.facts.syn = flow.packet(0)

@@ -59,7 +59,7 @@ struct ConnectionTimeoutRule: DiagnosisRule {
         // A timeout needs waiting: a retransmitted SYN, or at least a second of silence. One
         // SYN abandoned at once, or still pending when the capture ended, proves nothing yet.
         let waited = gaveUp.map { $0.mark.packet.time - syn.time } ?? span
-        let proven = waited >= 900_000_000 || (gaveUp == nil && facts.end == .idleTimeout)
+        let proven = waited >= 900_000_000 || waited >= options.connectTimeout || (gaveUp == nil && facts.end == .idleTimeout)
         let times = synTimes.map { Phrase.duration($0) }.joined(separator: ", ")
         var summary = "no answer from \(facts.responder) to \(synTimes.count > 1 ? "\(facts.synRetransmitCount + 1) SYNs" : "the SYN") (sent at \(times))"
         if let gaveUp {

@@ -121,6 +121,17 @@ struct TLSHandshakeStalledRule: DiagnosisRule {
                     evidence: evidence)
             ]
         }
+        // Nobody closed: past the gateway's connect timeout it is a timeout all the same.
+        let waited = facts.last.time - hello.time
+        if waited >= options.connectTimeout {
+            return [
+                finding(
+                    "tls_handshake_timeout", proxyStatus: "connection_timeout", .high, .timeout, score: 90, at: facts.last.time,
+                    "\(stage) from \(facts.responder) \(Phrase.duration(waited)) after the ClientHello, longer than the gateway's connect timeout",
+                    evidence: evidence
+                ).measured { $0.waited = waited }
+            ]
+        }
         return [
             finding(
                 "tls_handshake_unfinished", proxyStatus: nil, .low, .handshake, score: 30, at: facts.last.time,
