@@ -94,9 +94,17 @@ public struct DiagnosisCollector: Sendable {
     }
 
     public mutating func add(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis) {
-        if let severity = diagnosis.severity, severity > (worst ?? .info) || worst == nil { worst = max(worst ?? severity, severity) }
-        var server = servers[facts.responder] ?? ServerTally(firstSeen: facts.first.time, lastSeen: facts.last.time)
+        if let severity = diagnosis.severity { worst = max(worst ?? severity, severity) }
+        let flowAttempts = Attempt.from(facts, diagnosis)
+        // Updated in place: a copy out of the dictionary would copy its sample arrays per flow.
+        Self.count(facts, diagnosis, attempts: flowAttempts.count,
+            into: &servers[facts.responder, default: ServerTally(firstSeen: facts.first.time, lastSeen: facts.last.time)])
+        for attempt in flowAttempts { keep(attempt) }
+    }
+
+    private static func count(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis, attempts: Int, into server: inout ServerTally) {
         server.flows += 1
+        server.attempts += attempts
         if !facts.rolesInferred || facts.exchanges?.isEmpty == false { server.confirmed = true }
         server.lastSeen = max(server.lastSeen, facts.last.time)
         for exchange in facts.exchanges ?? [] where exchange.requestStart != nil {
@@ -110,29 +118,27 @@ public struct DiagnosisCollector: Sendable {
                 server.idleCloses.append(idle)
             }
             guard finding.severity >= .medium else { continue }
-            var tally = server.causes[finding.code] ?? CauseTally(first: finding.time, last: finding.time)
-            tally.count += 1
-            tally.proxyStatus = finding.proxyStatus
-            tally.severity = max(tally.severity, finding.severity)
-            tally.first = min(tally.first, finding.time)
-            tally.last = max(tally.last, finding.time)
-            if let reason = finding.reason { tally.reasons[reason, default: 0] += 1 }
-            if tally.times.count < Self.timesPerCause { tally.times.append(finding.time) }
-            let measured = finding.measurements.waited ?? finding.measurements.idleBefore
-            if let measured, tally.measured.count < Self.samples { tally.measured.append(measured) }
-            if tally.examples.count < Self.examplesPerCause {
-                let frames = finding.evidence.map(\.packet.frame)
-                tally.examples.append(
-                    CauseExample(
-                        flow: facts.id, firstFrame: frames.min() ?? facts.first.frame, lastFrame: frames.max() ?? facts.last.frame,
-                        time: finding.time.iso8601, summary: finding.summary))
-            }
-            server.causes[finding.code] = tally
+            count(finding, facts, into: &server.causes[finding.code, default: CauseTally(first: finding.time, last: finding.time)])
         }
-        let flowAttempts = Attempt.from(facts, diagnosis)
-        server.attempts += flowAttempts.count
-        servers[facts.responder] = server
-        for attempt in flowAttempts { keep(attempt) }
+    }
+
+    private static func count(_ finding: Finding, _ facts: FlowFacts, into tally: inout CauseTally) {
+        tally.count += 1
+        tally.proxyStatus = finding.proxyStatus
+        tally.severity = max(tally.severity, finding.severity)
+        tally.first = min(tally.first, finding.time)
+        tally.last = max(tally.last, finding.time)
+        if let reason = finding.reason { tally.reasons[reason, default: 0] += 1 }
+        if tally.times.count < Self.timesPerCause { tally.times.append(finding.time) }
+        let measured = finding.measurements.waited ?? finding.measurements.idleBefore
+        if let measured, tally.measured.count < Self.samples { tally.measured.append(measured) }
+        if tally.examples.count < Self.examplesPerCause {
+            let frames = finding.evidence.map(\.packet.frame)
+            tally.examples.append(
+                CauseExample(
+                    flow: facts.id, firstFrame: frames.min() ?? facts.first.frame, lastFrame: frames.max() ?? facts.last.frame,
+                    time: finding.time.iso8601, summary: finding.summary))
+        }
     }
 
     private mutating func keep(_ attempt: Attempt) {
