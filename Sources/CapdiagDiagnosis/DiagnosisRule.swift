@@ -97,11 +97,13 @@ enum Phrase {
     static func fixed(_ value: Double, _ digits: Int) -> String {
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
-        let scaled = Int64((value * scale).rounded())
+        guard value.isFinite else { return "?" }
+        let scaled = Int64((abs(value) * scale).rounded())
+        let sign = value < 0 && scaled > 0 ? "-" : ""
         let whole = scaled / Int64(scale)
-        guard digits > 0 else { return String(whole) }
+        guard digits > 0 else { return sign + String(whole) }
         let fraction = String(scaled % Int64(scale))
-        return "\(whole)." + String(repeating: "0", count: digits - fraction.count) + fraction
+        return sign + "\(whole)." + String(repeating: "0", count: max(0, digits - fraction.count)) + fraction
     }
 
     static func request(_ exchange: HTTPExchange) -> String {

@@ -87,11 +87,12 @@ public enum Ladder {
         return out
     }
 
+    /// "12.345 ms"; negative offsets (a packet stamped before the flow's first, as some
+    /// captures have) keep their sign.
     static func milliseconds(_ ns: Int64) -> String {
-        let micros = (ns + 500) / 1000
-        let whole = micros / 1000
+        let micros = (ns.magnitude + 500) / 1000
         let fraction = String(micros % 1000)
-        return "\(whole).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) ms"
+        return (ns < 0 ? "-" : "") + "\(micros / 1000).\(String(repeating: "0", count: max(0, 3 - fraction.count)))\(fraction) ms"
     }
 
     static func pad(_ text: String, _ width: Int, left: Bool = false) -> String { TextReport.pad(text, width, left: left) }

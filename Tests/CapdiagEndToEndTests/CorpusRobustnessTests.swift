@@ -45,6 +45,10 @@ struct CorpusRobustness {
                 }
             }
             #expect(summary.diagnosis != nil)
+            // Both reports render for every capture (odd timestamps included).
+            let report = TicketReport(summary: summary, flows: flows.filter(\.isFlagged), redacted: true)
+            #expect(MarkdownReport.render(report).hasPrefix("# capdiag report: "))
+            #expect(HTMLReport.render(report).hasSuffix("</body></html>\n"))
             let input = try #require(summary.capture.inputs.first)
             if notes.contains("LIBPCAP CANNOT OPEN") {
                 // tcpdump, not libpcap, refuses an unknown link type; libpcap opens the file.
