@@ -76,6 +76,13 @@ public enum HTMLReport {
             out += "<li>tshark: <code>\(h(report.displayFilter(flow)))</code></li>\n</ul>\n"
             out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")
         }
+        if !report.exports.isEmpty {
+            out += "<h2>Exported flows</h2>\n<ul>\n"
+            for (id, file) in report.exports.sorted(by: { $0.key < $1.key }) {
+                out += "<li>flow #\(id): <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n"
+            }
+            out += "</ul>\n"
+        }
         out += "<h2>Capture facts</h2>\n<ul>\n"
         for fact in report.captureFacts(.html) { out += "<li>\(fact)</li>\n" }
         out += "</ul>\n"

@@ -187,6 +187,11 @@ public enum MarkdownReport {
             out += "```\n\n"
         }
 
+        if !report.exports.isEmpty {
+            out += "## Exported flows\n\n"
+            for (id, file) in report.exports.sorted(by: { $0.key < $1.key }) { out += "- flow #\(id): [\(md(file))](\(linkTarget(file)))\n" }
+            out += "\n"
+        }
         out += "## Capture facts\n\n"
         for fact in report.captureFacts(.markdown) { out += "- \(fact)\n" }
         if let thresholds = report.diagnosis?.thresholds {

@@ -84,6 +84,8 @@ func scratchDirectory() throws -> URL {
         }
         let report = try String(contentsOf: directory.appending(path: "report.md"), encoding: .utf8)
         #expect(report.contains("](") && report.contains("_destination_unavailable_flow"), "the report links the exported files")
+        // Files beside the report are linked by name (their names hold only safe characters).
+        for file in files { #expect(report.contains("](\(file))"), "\(file) is listed") }
     }
 
     /// The DNS answer that gave out the upstream's address travels with the flow it led to.
@@ -215,3 +217,4 @@ func scratchDirectory() throws -> URL {
         #expect(undocumented.subtracting(values).isEmpty, "undocumented keys: \(undocumented.subtracting(values).sorted())")
     }
 }
+
