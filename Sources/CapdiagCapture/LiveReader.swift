@@ -86,6 +86,12 @@ public final class LiveReader {
     /// At most this many already-captured packets are read after a stop request.
     static let drainLimit = 100_000
 
+    static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
     public init(device: String, options: LiveOptions, filter: String?, write: WriteOptions?) throws(CaptureError) {
         handle = try PcapHandle.openLive(device: device, options: options)
         if let filter, !filter.isEmpty { try handle.setFilter(filter) }
@@ -114,11 +120,15 @@ public final class LiveReader {
     ) {
         var draining = false
         var drained = 0
+        var drainDeadline: UInt64 = 0
         while stop == nil {
             // Packets the kernel already captured belong to the report (an RST that arrived just
             // before Ctrl-C is often the answer): after a stop request, read what is waiting
             // (bounded, so a flood cannot delay the stop), then stop at the first empty read.
-            if !draining, shouldStop() { draining = true }
+            if !draining, shouldStop() {
+                draining = true
+                drainDeadline = Self.monotonicNanoseconds() + 1_000_000_000
+            }
             if draining {
                 drained += 1
                 if drained > Self.drainLimit { stop = .endOfFile; break }
@@ -142,7 +152,11 @@ public final class LiveReader {
                     wireLength: Int(header.pointee.len), sourceIndex: 0)
                 body(metadata, linkType, UnsafeRawBufferPointer(start: data, count: captured).bytes)
             case .timeout where draining:
-                stop = .endOfFile
+                // The kernel may still hold packets it has not handed over (a ring block not
+                // yet retired): wait for them one poll timeout at a time, for at most a second.
+                var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                let more = descriptor >= 0 && Self.monotonicNanoseconds() < drainDeadline && poll(&entry, 1, pollTimeout) > 0
+                if !more { stop = .endOfFile }
             case .timeout:
                 // No packet waiting: sleep in poll(2) until one arrives or the timeout passes.
                 if descriptor >= 0 {

@@ -32,7 +32,8 @@ struct LiveCapture {
             URL(fileURLWithPath: "/usr/bin/python3"),
             [Locations.repositoryRoot.appending(path: "scripts/live-traffic.py").path, "scenarios", "\(base)"])
         #expect(traffic.status == 0, "traffic generator: \(traffic.stderr)")
-        Thread.sleep(forTimeInterval: 0.5)
+        // Under a loaded CI machine capdiag may lag the traffic; give it time to read it all.
+        Thread.sleep(forTimeInterval: 1.5)
         process.interrupt()  // SIGINT, as Ctrl-C
         // Never hang the suite: a capture still running after 15 s is killed (and fails).
         for _ in 0..<150 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
