@@ -56,7 +56,10 @@ struct LiveCapture {
         let ok = try #require(flows.first { $0.responder.port == UInt16(base + 1) })
         #expect(ok.http?.exchanges.first?.status == 200)
         let reset = try #require(flows.first { $0.responder.port == UInt16(base + 2) })
-        #expect(reset.connState == "RSTR")
+        // If this fails again, the history and counts say which packets capdiag never saw.
+        #expect(
+            reset.connState == "RSTR",
+            "reset flow \(reset.history), orig \(reset.orig.packets)p resp \(reset.resp.packets)p, kernel \(String(describing: summary.capture.kernel)), read \(summary.capture.packets.read)")
         #expect(reset.http?.exchanges.first?.problem?.code == "request_without_response")
 
         // The report and the exported flows, written when the capture stopped.
