@@ -18,6 +18,8 @@ public struct Conclusions: Sendable, Codable, Equatable {
     public var worstSeverity: String
     /// Attempts not kept for cross-flow inference because the limit was reached.
     public var attemptsNotKept = 0
+    /// Flows to servers beyond the tracked maximum (50,000 servers).
+    public var flowsToUntrackedServers = 0
 }
 
 public struct ThresholdsRecord: Sendable, Codable, Equatable {

@@ -35,6 +35,7 @@ public struct EndpointPattern: Sendable, Equatable {
 /// long live capture keeps its recent context (about 400 bytes per attempt).
 public struct DiagnosisCollector: Sendable {
     public static let maximumNotableAttempts = 50_000
+    public static let maximumServers = 50_000
     public static let maximumRecentAttempts = 100_000
     static let examplesPerCause = 5
     static let timesPerCause = 200
@@ -76,6 +77,7 @@ public struct DiagnosisCollector: Sendable {
     /// Where the next recent attempt goes once the ring is full.
     var recentNext = 0
     var attemptsNotKept = 0
+    var serversNotTracked = 0
     public private(set) var worst: Severity?
 
     public init(options: DiagnosisOptions, upstreams: [EndpointPattern] = [], gateways: [EndpointPattern] = []) {
@@ -96,6 +98,12 @@ public struct DiagnosisCollector: Sendable {
     public mutating func add(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis) {
         if let severity = diagnosis.severity { worst = max(worst ?? severity, severity) }
         let flowAttempts = Attempt.from(facts, diagnosis)
+        // A scan or a client capture can reach many thousands of servers: past the cap, new
+        // servers are counted, not tracked.
+        guard servers[facts.responder] != nil || servers.count < Self.maximumServers else {
+            serversNotTracked += 1
+            return
+        }
         // Updated in place: a copy out of the dictionary would copy its sample arrays per flow.
         Self.count(facts, diagnosis, attempts: flowAttempts.count,
             into: &servers[facts.responder, default: ServerTally(firstSeen: facts.first.time, lastSeen: facts.last.time)])
@@ -164,6 +172,7 @@ public struct DiagnosisCollector: Sendable {
                 connectTimeoutNs: options.connectTimeout, readTimeoutNs: options.readTimeout, maxHeaderSize: options.maxHeaderSize),
             worstSeverity: worst?.name ?? "none")
         conclusions.attemptsNotKept = attemptsNotKept
+        conclusions.flowsToUntrackedServers = serversNotTracked
         conclusions.gateways = listeners.sorted { $0.key < $1.key }.map { endpoint, how in
             GatewayRecord(listener: endpoint.description, how: how, clientRequests: servers[endpoint]?.requests ?? 0)
         }

@@ -27,7 +27,7 @@ public enum HTMLReport {
         out += ". Credentials in the capture are " + (report.redacted ? "masked (REDACTED)." : "<strong>shown</strong> (<code>--no-redact</code>).") + "</p>\n"
 
         out += "<h2>Conclusion</h2>\n"
-        let affected = report.diagnosis?.upstreams.filter { !$0.causes.isEmpty } ?? []
+        let affected = report.affectedUpstreams
         if affected.isEmpty {
             out += "<p>No failed connections or requests between gateway and upstream were seen (worst verdict: \(h(report.diagnosis?.worstSeverity ?? "none"))).</p>\n"
         }
@@ -40,6 +40,7 @@ public enum HTMLReport {
                 out += "<ul>" + upstream.inferences.map { "<li>\(h($0.text))</li>" }.joined() + "</ul>\n"
             }
         }
+        if report.upstreamsNotShown > 0 { out += "<p>… and \(report.upstreamsNotShown) more affected upstreams (see the JSON output).</p>\n" }
         if !affected.isEmpty {
             out += "<h2>Failures over time</h2>\n" + timeline(report, affected)
             out += "<h2>Affected upstreams</h2>\n<table><tr><th>Upstream</th><th>Requests / connections</th><th>Failures</th><th>Causes</th><th>First</th><th>Last</th></tr>\n"

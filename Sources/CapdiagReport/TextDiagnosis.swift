@@ -13,7 +13,7 @@ extension TextReport {
             out += "  No failed connections or requests to \(count == 1 ? "the 1 upstream" : "any of the \(count) upstreams") seen. "
             out += "Worst verdict: \(diagnosis.worstSeverity).\n"
         }
-        for upstream in affected {
+        for upstream in affected.prefix(TicketReport.upstreamLimit) {
             out += "\n" + wrap(safe(upstream.conclusion), indent: "  ") + "\n"
             for cause in upstream.causes {
                 let share = Int((cause.share * 100).rounded())
@@ -25,9 +25,13 @@ extension TextReport {
                 out += wrap("fix: " + cause.fix, indent: "        ") + "\n"
             }
         }
+        if affected.count > TicketReport.upstreamLimit {
+            out += "\n  … and \(affected.count - TicketReport.upstreamLimit) more affected upstreams (see -T json)\n"
+        }
         let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty }
         if !healthy.isEmpty && !affected.isEmpty {
-            out += "\n  Healthy upstreams: " + healthy.map(\.upstream).joined(separator: ", ") + "\n"
+            out += "\n  Healthy upstreams: " + healthy.prefix(10).map(\.upstream).joined(separator: ", ")
+            out += (healthy.count > 10 ? " and \(healthy.count - 10) more" : "") + "\n"
         }
         if !diagnosis.gateways.isEmpty {
             out += "\n  Gateway listeners (client leg): "

@@ -20,6 +20,17 @@ public struct TicketReport: Sendable {
     }
 
     var diagnosis: Conclusions? { summary.diagnosis }
+
+    /// At most this many affected upstreams are described (the worst first); JSON has all.
+    public static let upstreamLimit = 20
+
+    var affectedUpstreams: [UpstreamConclusion] {
+        Array((diagnosis?.upstreams.filter { !$0.causes.isEmpty } ?? []).prefix(Self.upstreamLimit))
+    }
+
+    var upstreamsNotShown: Int {
+        max(0, (diagnosis?.upstreams.filter { !$0.causes.isEmpty }.count ?? 0) - Self.upstreamLimit)
+    }
     var listeners: Set<String> { Set(diagnosis?.gateways.map(\.listener) ?? []) }
 
     /// The flows to draw: the most severe first, one per upstream and verdict before repeats.
@@ -120,7 +131,7 @@ public enum MarkdownReport {
         out += ". Credentials in the capture are " + (report.redacted ? "masked (REDACTED)." : "**shown** (`--no-redact`).") + "\n\n"
 
         out += "## Conclusion\n\n"
-        let affected = report.diagnosis?.upstreams.filter { !$0.causes.isEmpty } ?? []
+        let affected = report.affectedUpstreams
         if affected.isEmpty {
             out += "No failed connections or requests between gateway and upstream were seen"
             out += " (worst verdict: \(report.diagnosis?.worstSeverity ?? "none")).\n\n"
@@ -132,6 +143,7 @@ public enum MarkdownReport {
             out += "  Fix: \(own(cause.fix)).\n"
             for inference in upstream.inferences { out += "  - \(own(inference.text))\n" }
         }
+        if report.upstreamsNotShown > 0 { out += "- … and \(report.upstreamsNotShown) more affected upstreams (see `-T json`)\n" }
         if !affected.isEmpty { out += "\n" }
 
         if !affected.isEmpty {
