@@ -236,6 +236,13 @@ import Testing
         }
     }
 
+    @Test(arguments: [("cut-rst", "reset_mid_response"), ("cut-fin", "closed_mid_response")])
+    func responseCutShortSaysHow(scenario: String, reason: String) throws {
+        let path = LabCaptures.folder.appending(path: "\(scenario).upstream.pcap").path
+        let findings = try analyze([path]).flows.flatMap { $0.diagnosis?.findings ?? [] }.filter { $0.code == "response_cut_short" }
+        #expect(!findings.isEmpty && findings.allSatisfy { $0.reason == reason })
+    }
+
     @Test func slowUpstreamInfersTheGatewayReadTimeout() throws {
         let path = LabCaptures.folder.appending(path: "slow-upstream.upstream.pcap").path
         let upstream = try #require(try analyze([path]).summary.diagnosis?.upstreams.first)

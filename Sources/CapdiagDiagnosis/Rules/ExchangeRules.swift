@@ -115,12 +115,15 @@ struct ResponseCutShortRule: DiagnosisRule {
                     evidence: evidence
                 ).about(exchange).measured { $0.missingBytes = missing; $0.status = exchange.status }
             }
-            return finding(
+            var result = finding(
                 "response_cut_short", proxyStatus: "http_response_incomplete", .high, .invalidResponse, score: 90,
                 at: close?.mark.packet.time ?? facts.last.time,
                 "the response to \(Phrase.request(exchange)) from \(facts.responder) was cut short: \(problem.detail)",
                 evidence: evidence
             ).about(exchange).measured { $0.missingBytes = missing; $0.status = exchange.status }
+            // The upstream reset (or closed) mid-response.
+            result.reason = close?.byRST == true ? "reset_mid_response" : "closed_mid_response"
+            return result
         }
     }
 }
