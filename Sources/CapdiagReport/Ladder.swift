@@ -41,10 +41,12 @@ public enum Ladder {
         for exchange in flow.http?.exchanges ?? [] {
             let requestOffset = offset(exchange.requestTime)
             let request = [exchange.method, exchange.target].compactMap { $0 }.joined(separator: " ")
-            add(exchange.requestFrame, requestOffset, true, request.isEmpty ? "request" : request)
+            let requestBytes = exchange.requestHeaderBytes.map { " (\(Int64($0) + exchange.requestBodyBytes) B)" } ?? ""
+            add(exchange.requestFrame, requestOffset, true, (request.isEmpty ? "request" : request) + requestBytes)
             if let frame = exchange.responseFrame, let requestOffset {
                 let status = exchange.status.map { "HTTP \($0) \(exchange.reason ?? "")" } ?? (exchange.problem?.code ?? "response")
-                add(frame, requestOffset + (exchange.timeToFirstByteNs ?? 0), false, status)
+                let bytes = exchange.responseHeaderBytes.map { " (\(Int64($0) + exchange.deliveredBodyBytes) B)" } ?? ""
+                add(frame, requestOffset + (exchange.timeToFirstByteNs ?? 0), false, status.trimmingSuffixSpaces + bytes)
             }
         }
         for (direction, fromOriginator) in [(flow.orig, true), (flow.resp, false)] {
@@ -126,5 +128,13 @@ extension Timestamp {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         self.init(seconds: days * 86_400 + hour * 3600 + minute * 60 + second, nanoseconds: nanos)
+    }
+}
+
+extension String {
+    var trimmingSuffixSpaces: String {
+        var copy = self
+        while copy.hasSuffix(" ") { copy.removeLast() }
+        return copy
     }
 }

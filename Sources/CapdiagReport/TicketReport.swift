@@ -39,11 +39,13 @@ public struct TicketReport: Sendable {
         let sorted = flows.filter { $0.diagnosis?.healthy == false }.sorted {
             (order[$0.diagnosis?.severity ?? "none"] ?? 4, $0.firstFrame) < (order[$1.diagnosis?.severity ?? "none"] ?? 4, $1.firstFrame)
         }
-        // Upstream legs first: a client leg only shows the gateway's answer.
-        let upstreamFirst = sorted.filter { !listeners.contains(endpoint($0.responder)) } + sorted.filter { listeners.contains(endpoint($0.responder)) }
+        // Upstream legs first, one flow per upstream and verdict before repeats; client legs
+        // (which only show the gateway's answer) last.
+        let upstreamLeg = sorted.filter { !listeners.contains(endpoint($0.responder)) }
+        let clientLeg = sorted.filter { listeners.contains(endpoint($0.responder)) }
         var seen = Set<String>()
-        let firsts = upstreamFirst.filter { seen.insert("\(endpoint($0.responder)) \(mainFinding($0)?.code ?? "")").inserted }
-        let rest = upstreamFirst.filter { flow in !firsts.contains { $0.id == flow.id } }
+        let firsts = upstreamLeg.filter { seen.insert("\(endpoint($0.responder)) \(mainFinding($0)?.code ?? "")").inserted }
+        let rest = upstreamLeg.filter { flow in !firsts.contains { $0.id == flow.id } } + clientLeg
         return Array((firsts + rest).prefix(ladderLimit))
     }
 
