@@ -59,6 +59,8 @@ public enum Ladder {
             for evidence in finding.evidence {
                 if let index = rows.firstIndex(where: { $0.frame == evidence.frame }) {
                     rows[index].evidence = true
+                    // "RST" → "RST (no ACK: no socket)": the verdict's reading of the packet.
+                    if evidence.what.hasPrefix(rows[index].label) { rows[index].label = evidence.what }
                 } else {
                     let from: Bool? = evidence.from == "network" ? nil : evidence.from == "originator"
                     rows.append(LadderRow(offsetNs: evidence.offsetNs, frame: evidence.frame, fromOriginator: from, label: evidence.what, evidence: true))
