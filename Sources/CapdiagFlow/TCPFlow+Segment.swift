@@ -48,22 +48,61 @@ extension TCPFlow {
         let isOrig = direction == .originator
         let header = segment.header
         let flags = header.flags
+        // The handshake ACK acknowledges the responder's byte 1 (an ACK before the responder
+        // spoke seeds its space so that it does). Decided first: the reorder window below
+        // uses the handshake RTT it completes.
+        if isOrig && flags.contains(.ack) && !flags.contains(.syn) && handshakeAck == nil && synAck != nil
+            && (resp.state == .inactive || resp.sequence.relative(header.acknowledgmentNumber) == 1)
+        {
+            handshakeAck = segment.packet
+        }
+        let reorderWindow = handshakeRTT
+        // Both directions are updated in place (distinct stored properties of self): copying
+        // them out and back per packet was the largest per-packet cost.
+        let (relativeSequence, wasReset) =
+            isOrig
+            ? Self.process(
+                segment, isOrig: true, sender: &orig, peer: &resp, history: &historyLog, anomalies: &anomalies,
+                reorderWindow: reorderWindow)
+            : Self.process(
+                segment, isOrig: false, sender: &resp, peer: &orig, history: &historyLog, anomalies: &anomalies,
+                reorderWindow: reorderWindow)
+
+        recordHandshake(flags: flags, isOrig: isOrig, packet: segment.packet)
+        if isOrig && flags.contains(.syn) && !flags.contains(.ack) && initialSequence == nil {
+            initialSequence = header.sequenceNumber
+        }
+        last = segment.packet
+        if closedAt == nil && isTerminated { closedAt = segment.packet.time }
+        guard !wasReset && !flags.contains(.rst) else { return nil }
+        return relativeSequence + (flags.contains(.syn) ? 1 : 0) - 1
+    }
+
+    /// The per-direction part of `apply`, in Zeek's order.
+    /// - Returns: the segment's relative sequence number, and whether the sender had reset before it.
+    private static func process(
+        _ segment: TCPSegment, isOrig: Bool, sender: inout DirectionStats, peer: inout DirectionStats,
+        history: inout FlowHistory, anomalies: inout FlowAnomalies, reorderWindow: Int64?
+    ) -> (Int64, Bool) {
+        let header = segment.header
+        let flags = header.flags
         let payload = segment.payloadLength
-        var sender = self[direction]
-        var peer = self[direction.other]
 
         // RFC 9293 §3.4: SYN and FIN occupy one sequence number; a RST's data is not stream data.
         var segmentLength = payload + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
         if flags.contains(.rst) { segmentLength -= payload }
 
-        initializeSequenceSpace(&sender, flags: flags, sequence: header.sequenceNumber, segmentLength: segmentLength)
+        initializeSequenceSpace(
+            &sender, flags: flags, sequence: header.sequenceNumber, segmentLength: segmentLength, anomalies: &anomalies)
         let relativeSequence = sender.sequence.relative(header.sequenceNumber)
-        updateHistory(&sender, flags: flags, relativeSequence: relativeSequence, payload: payload, isOrig: isOrig)
+        updateHistory(
+            &sender, flags: flags, relativeSequence: relativeSequence, payload: payload, isOrig: isOrig, history: &history,
+            anomalies: &anomalies)
 
         if header.window == 0 && !flags.contains(.rst) && peer.state != .closed && sender.state != .reset {
-            scaledHistory(
+            history.scaled(
                 "W", originator: isOrig, count: &sender.zeroWindowHistoryCount,
-                threshold: &sender.zeroWindowHistoryThreshold)
+                threshold: &sender.zeroWindowHistoryThreshold, &anomalies)
         }
         if header.window == 0 && flags.isDisjoint(with: [.syn, .fin, .rst]) { sender.zeroWindows += 1 }
 
@@ -94,39 +133,25 @@ extension TCPFlow {
         let wasReset = sender.state == .reset
 
         if flags.contains(.ack) { takeAcknowledgment(header.acknowledgmentNumber, flags: flags, into: &peer) }
-        if isOrig && flags.contains(.ack) && !flags.contains(.syn) && handshakeAck == nil && synAck != nil
-            && peer.sequence.relative(header.acknowledgmentNumber) == 1
-        {
-            handshakeAck = segment.packet
-        }
 
         advanceSequence(
             &sender, flags: flags, relativeSequence: relativeSequence, segmentLength: segmentLength,
             payload: payload, rawEnd: header.sequenceNumber &+ UInt32(truncatingIfNeeded: segmentLength),
-            time: segment.packet.time, isOrig: isOrig)
+            time: segment.packet.time, isOrig: isOrig, history: &history, anomalies: &anomalies, reorderWindow: reorderWindow)
 
         updateStateMachine(&sender, &peer, flags: flags, payload: payload, isOrig: isOrig)
 
-        recordHandshake(flags: flags, isOrig: isOrig, packet: segment.packet)
-        if isOrig && flags.contains(.syn) && !flags.contains(.ack) && initialSequence == nil {
-            initialSequence = header.sequenceNumber
-        }
         sender.packets += 1
         sender.bytes += segment.ipLength
         sender.payloadBytes += payload
         if segment.capturedPayloadLength < payload { anomalies.insert(.snaplenTruncated) }
-        last = segment.packet
-        self[direction] = sender
-        self[direction.other] = peer
-        if closedAt == nil && isTerminated { closedAt = segment.packet.time }
-        guard !wasReset && !flags.contains(.rst) else { return nil }
-        return relativeSequence + (flags.contains(.syn) ? 1 : 0) - 1
+        return (relativeSequence, wasReset)
     }
 
     /// Zeek's `init_endpoint`: set the base of the sender's sequence space from its SYN, or
     /// one before its first byte when the SYN was not seen; re-base on a SYN that jumps.
-    private mutating func initializeSequenceSpace(
-        _ sender: inout DirectionStats, flags: TCPFlags, sequence: UInt32, segmentLength: Int
+    private static func initializeSequenceSpace(
+        _ sender: inout DirectionStats, flags: TCPFlags, sequence: UInt32, segmentLength: Int, anomalies: inout FlowAnomalies
     ) {
         let isSYN = flags.contains(.syn)
         func rebase(_ base: UInt32, next: Int64) {
@@ -161,48 +186,49 @@ extension TCPFlow {
     }
 
     /// Zeek's `update_history`.
-    private mutating func updateHistory(
-        _ sender: inout DirectionStats, flags: TCPFlags, relativeSequence: Int64, payload: Int, isOrig: Bool
+    private static func updateHistory(
+        _ sender: inout DirectionStats, flags: TCPFlags, relativeSequence: Int64, payload: Int, isOrig: Bool,
+        history: inout FlowHistory, anomalies: inout FlowAnomalies
     ) {
         let controlBits = (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0) + (flags.contains(.rst) ? 1 : 0)
         if controlBits > 1 {
             if flags.contains(.fin) && flags.contains(.rst) {
-                checkHistory(historyFINRST, "I", originator: isOrig)
+                history.check(historyFINRST, "I", originator: isOrig, &anomalies)
             } else {
-                checkHistory(historyMultiFlag, "Q", originator: isOrig)
+                history.check(historyMultiFlag, "Q", originator: isOrig, &anomalies)
             }
         } else if controlBits == 1 {
             if flags.contains(.syn) {
                 let code: Character = flags.contains(.ack) ? "H" : "S"
-                if checkHistory(historySYN, code, originator: isOrig) && relativeSequence != sender.lastSYNSequence {
-                    addHistory(letter(code, originator: isOrig))
+                if history.check(historySYN, code, originator: isOrig, &anomalies) && relativeSequence != sender.lastSYNSequence {
+                    history.add(FlowHistory.letter(code, originator: isOrig), &anomalies)
                 }
                 sender.lastSYNSequence = relativeSequence
             }
             if flags.contains(.fin) {
                 // A FIN's sequence number is the one after its data.
                 let finSequence = relativeSequence + Int64(payload)
-                if checkHistory(historyFIN, "F", originator: isOrig) && finSequence != sender.lastFINSequence {
-                    addHistory(letter("F", originator: isOrig))
+                if history.check(historyFIN, "F", originator: isOrig, &anomalies) && finSequence != sender.lastFINSequence {
+                    history.add(FlowHistory.letter("F", originator: isOrig), &anomalies)
                 }
                 sender.lastFINSequence = finSequence
             }
             if flags.contains(.rst) {
-                if checkHistory(historyRST, "R", originator: isOrig) && relativeSequence != sender.lastRSTSequence {
-                    addHistory(letter("R", originator: isOrig))
+                if history.check(historyRST, "R", originator: isOrig, &anomalies) && relativeSequence != sender.lastRSTSequence {
+                    history.add(FlowHistory.letter("R", originator: isOrig), &anomalies)
                 }
                 sender.lastRSTSequence = relativeSequence
             }
         } else if payload > 0 {
-            checkHistory(historyData, "D", originator: isOrig)
+            history.check(historyData, "D", originator: isOrig, &anomalies)
         } else if flags.contains(.ack) {
-            checkHistory(historyACK, "A", originator: isOrig)
+            history.check(historyACK, "A", originator: isOrig, &anomalies)
         }
     }
 
     /// Zeek's `init_peer` / `update_ack_seq`: an ACK before the peer spoke seeds the peer's
     /// sequence space; later ones move its acknowledged edge (never from a RST).
-    private func takeAcknowledgment(_ ack: UInt32, flags: TCPFlags, into peer: inout DirectionStats) {
+    private static func takeAcknowledgment(_ ack: UInt32, flags: TCPFlags, into peer: inout DirectionStats) {
         if peer.state == .inactive {
             peer.sequence = SequenceSpace(base: ack &- 1)
             peer.sequenceKnown = true
@@ -220,9 +246,10 @@ extension TCPFlow {
 
     /// Zeek's `update_last_seq` plus hole tracking for gaps, out-of-order segments and
     /// retransmissions.
-    private mutating func advanceSequence(
+    private static func advanceSequence(
         _ sender: inout DirectionStats, flags: TCPFlags, relativeSequence: Int64, segmentLength: Int, payload: Int,
-        rawEnd: UInt32, time: Timestamp, isOrig: Bool
+        rawEnd: UInt32, time: Timestamp, isOrig: Bool, history: inout FlowHistory, anomalies: inout FlowAnomalies,
+        reorderWindow: Int64?
     ) {
         let end = relativeSequence + Int64(segmentLength)
         let delta = end - sender.nextSequence
@@ -232,22 +259,22 @@ extension TCPFlow {
             let dataStart = relativeSequence + (flags.contains(.syn) ? 1 : 0)
             if dataStart > sender.nextSequence && segmentLength > 0 {
                 sender.gaps += 1
-                openHole(&sender, Hole(start: sender.nextSequence, end: dataStart, openedAt: time))
+                openHole(&sender, Hole(start: sender.nextSequence, end: dataStart, openedAt: time), anomalies: &anomalies)
             }
             sender.nextSequence = end
             sender.sequence.advance(to: rawEnd)
             return
         }
         guard payload > 0 && !flags.contains(.rst) else { return }
-        scaledHistory(
+        history.scaled(
             "T", originator: isOrig, count: &sender.retransmitHistoryCount,
-            threshold: &sender.retransmitHistoryThreshold)
+            threshold: &sender.retransmitHistoryThreshold, &anomalies)
         if payload <= 1 && relativeSequence == sender.nextSequence - 1 && !flags.contains(.syn)
             && !flags.contains(.fin)
         {
             sender.keepAlives += 1
         } else if let openedAt = fillHoles(&sender, from: relativeSequence, to: relativeSequence + Int64(payload)) {
-            let window = handshakeRTT ?? defaultReorderWindow
+            let window = reorderWindow ?? defaultReorderWindow
             if time - openedAt <= max(window, defaultReorderWindow) {
                 sender.outOfOrder += 1
             } else {
@@ -260,7 +287,7 @@ extension TCPFlow {
         }
     }
 
-    private mutating func openHole(_ sender: inout DirectionStats, _ hole: Hole) {
+    private static func openHole(_ sender: inout DirectionStats, _ hole: Hole, anomalies: inout FlowAnomalies) {
         if sender.holeCount == 8 {
             // Fixed storage: the oldest hole is settled now as missing.
             anomalies.insert(.tooManyHoles)
@@ -274,7 +301,7 @@ extension TCPFlow {
 
     /// Removes the covered range from every hole it overlaps.
     /// - Returns: when the first overlapped hole opened, or nil if none was overlapped.
-    private func fillHoles(_ sender: inout DirectionStats, from start: Int64, to end: Int64) -> Timestamp? {
+    private static func fillHoles(_ sender: inout DirectionStats, from start: Int64, to end: Int64) -> Timestamp? {
         var openedAt: Timestamp?
         var index = 0
         while index < sender.holeCount {
@@ -309,7 +336,7 @@ extension TCPFlow {
     }
 
     /// Counts a hole as missing, and the part the peer acknowledged as lost by the capture.
-    private func settle(_ hole: Hole, in sender: inout DirectionStats) {
+    private static func settle(_ hole: Hole, in sender: inout DirectionStats) {
         sender.missingBytes += hole.end - hole.start
         if sender.sawAckFromPeer {
             sender.ackedUnseenBytes += max(0, min(hole.end, sender.highestAckFromPeer) - hole.start)
@@ -317,7 +344,7 @@ extension TCPFlow {
     }
 
     /// Zeek's `UpdateStateMachine` for the endpoint states (events and weirds left out).
-    private mutating func updateStateMachine(
+    private static func updateStateMachine(
         _ sender: inout DirectionStats, _ peer: inout DirectionStats, flags: TCPFlags, payload: Int, isOrig: Bool
     ) {
         let syn = flags.contains(.syn)
@@ -383,7 +410,7 @@ extension TCPFlow {
         end = reason
         for direction in [Direction.originator, .responder] {
             var stats = self[direction]
-            for index in 0..<stats.holeCount { settle(stats.holes[index], in: &stats) }
+            for index in 0..<stats.holeCount { Self.settle(stats.holes[index], in: &stats) }
             stats.holeCount = 0
             if stats.sawAckFromPeer && stats.highestAckFromPeer > stats.nextSequence && stats.state != .inactive {
                 let unseen = stats.highestAckFromPeer - stats.nextSequence

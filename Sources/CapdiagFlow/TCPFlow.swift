@@ -198,9 +198,7 @@ public struct TCPFlow: Sendable {
     /// When one side reset or both closed: the flow leaves the table after the linger time.
     public var closedAt: Timestamp?
 
-    var historyBytes = InlineArray<32, UInt8>(repeating: 0)
-    var historyCount = 0
-    var historySeen: UInt32 = 0
+    var historyLog = FlowHistory()
 
     init(id: Int, sender: Endpoint, receiver: Endpoint, flags: TCPFlags, packet: PacketRef) {
         self.id = id
@@ -227,7 +225,7 @@ public struct TCPFlow: Sendable {
     /// Zeek's history string: upper case for the originator (see `conn.log` `history`).
     public var history: String {
         var text = ""
-        for index in 0..<historyCount { text.unicodeScalars.append(Unicode.Scalar(historyBytes[index])) }
+        for index in 0..<historyLog.count { text.unicodeScalars.append(Unicode.Scalar(historyLog.bytes[index])) }
         return text
     }
 
@@ -253,39 +251,9 @@ public struct TCPFlow: Sendable {
 
     // MARK: - History (Zeek `Connection::CheckHistory` / `AddHistory` / `ScaledHistoryEntry`)
 
-    mutating func addHistory(_ code: UInt8) {
-        guard historyCount < 32 else {
-            anomalies.insert(.historyTruncated)
-            return
-        }
-        historyBytes[historyCount] = code
-        historyCount += 1
-    }
+    mutating func addHistory(_ code: UInt8) { historyLog.add(code, &anomalies) }
 
-    /// Adds `code` the first time this kind of packet is seen from this side.
-    /// - Returns: true when it had been seen before.
-    @discardableResult
-    mutating func checkHistory(_ mask: UInt32, _ code: Character, originator isOrig: Bool) -> Bool {
-        let shifted = isOrig ? mask : mask << 16
-        if historySeen & shifted != 0 { return true }
-        historySeen |= shifted
-        addHistory(letter(code, originator: isOrig))
-        return false
-    }
-
-    func letter(_ code: Character, originator isOrig: Bool) -> UInt8 {
-        let value = code.asciiValue ?? UInt8(ascii: "?")
-        return isOrig ? value : (value | 0x20)
-    }
-
-    /// Adds `code` at the 1st, 10th, 100th, … occurrence.
-    mutating func scaledHistory(_ code: Character, originator isOrig: Bool, count: inout Int, threshold: inout Int) {
-        count += 1
-        if count == threshold {
-            addHistory(letter(code, originator: isOrig))
-            threshold = threshold > Int.max / 10 ? Int.max : threshold * 10
-        }
-    }
+    func letter(_ code: Character, originator isOrig: Bool) -> UInt8 { FlowHistory.letter(code, originator: isOrig) }
 
     /// Zeek's `conn_state` (base/protocols/conn/main.zeek).
     public var connState: ConnState {
@@ -314,11 +282,11 @@ public struct TCPFlow: Sendable {
     /// Zeek's test `/\^?S[^HAFGIQ]*R.*/ == history`.
     var historyMatchesRSTOS0: Bool {
         var index = 0
-        if index < historyCount && historyBytes[index] == UInt8(ascii: "^") { index += 1 }
-        guard index < historyCount, historyBytes[index] == UInt8(ascii: "S") else { return false }
+        if index < historyLog.count && historyLog.bytes[index] == UInt8(ascii: "^") { index += 1 }
+        guard index < historyLog.count, historyLog.bytes[index] == UInt8(ascii: "S") else { return false }
         index += 1
-        while index < historyCount {
-            switch historyBytes[index] {
+        while index < historyLog.count {
+            switch historyLog.bytes[index] {
             case UInt8(ascii: "R"): return true
             case UInt8(ascii: "H"), UInt8(ascii: "A"), UInt8(ascii: "F"), UInt8(ascii: "G"),
                 UInt8(ascii: "I"), UInt8(ascii: "Q"):
@@ -363,5 +331,47 @@ func isLikelyServerPort(_ port: UInt16) -> Bool {
         8081, 8443, 8888, 9000, 9090, 9200, 9418, 11211, 27017:
         true
     default: false
+    }
+}
+
+/// Zeek's connection history (`Connection::CheckHistory` / `AddHistory` /
+/// `ScaledHistoryEntry`): at most 32 letters, upper case for the originator.
+struct FlowHistory: Sendable {
+    var bytes = InlineArray<32, UInt8>(repeating: 0)
+    var count = 0
+    var seen: UInt32 = 0
+
+    mutating func add(_ code: UInt8, _ anomalies: inout FlowAnomalies) {
+        guard count < 32 else {
+            anomalies.insert(.historyTruncated)
+            return
+        }
+        bytes[count] = code
+        count += 1
+    }
+
+    /// Adds `code` the first time this kind of packet is seen from this side.
+    /// - Returns: true when it had been seen before.
+    @discardableResult
+    mutating func check(_ mask: UInt32, _ code: Character, originator isOrig: Bool, _ anomalies: inout FlowAnomalies) -> Bool {
+        let shifted = isOrig ? mask : mask << 16
+        if seen & shifted != 0 { return true }
+        seen |= shifted
+        add(Self.letter(code, originator: isOrig), &anomalies)
+        return false
+    }
+
+    static func letter(_ code: Character, originator isOrig: Bool) -> UInt8 {
+        let value = code.asciiValue ?? UInt8(ascii: "?")
+        return isOrig ? value : (value | 0x20)
+    }
+
+    /// Adds `code` at the 1st, 10th, 100th, … occurrence.
+    mutating func scaled(_ code: Character, originator isOrig: Bool, count: inout Int, threshold: inout Int, _ anomalies: inout FlowAnomalies) {
+        count += 1
+        if count == threshold {
+            add(Self.letter(code, originator: isOrig), &anomalies)
+            threshold = threshold > Int.max / 10 ? Int.max : threshold * 10
+        }
     }
 }
