@@ -60,8 +60,10 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("B", allowingJoined: true), .customLong("buffer-size")],
-        help: ArgumentHelp("Live capture: kernel buffer in KiB.", valueName: "KiB"))
-    var bufferSize: Int?
+        help: ArgumentHelp(
+            "Live capture: kernel buffer in KiB. The default, 32 MiB, holds a few seconds of a busy link while the analysis catches up (libpcap's own is 2 MiB, a few dozen packets of 64 KiB on loopback).",
+            valueName: "KiB"))
+    var bufferSize: Int = 32_768
 
     @Flag(name: [.customShort("p"), .customLong("no-promiscuous-mode")], help: "Live capture: do not put the interface in promiscuous mode.")
     var noPromiscuous = false
@@ -192,6 +194,7 @@ struct Capdiag: ParsableCommand {
         }
         if connectTimeout <= 0 || readTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxHeaderSize <= 0 { throw ValidationError("--max-header-size must be positive") }
+        if bufferSize <= 0 { throw ValidationError("-B needs a positive size in KiB") }
         if let reportFile, !(reportFile.hasSuffix(".md") || reportFile.hasSuffix(".html") || reportFile.hasSuffix(".htm")) {
             throw ValidationError("--report needs a file ending in .md or .html")
         }
@@ -265,7 +268,7 @@ struct Capdiag: ParsableCommand {
         if let interface {
             var live = LiveOptions()
             live.snapshotLength = snapshotLength
-            live.bufferSize = bufferSize.map { $0 * 1024 }
+            live.bufferSize = bufferSize * 1024
             live.promiscuous = !noPromiscuous
             live.immediate = !noImmediate
             let write = writeFile.map {
