@@ -51,7 +51,9 @@ let package = Package(
             dependencies: [
                 "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
                 "CapdiagTestSupport",
-            ]
+            ],
+            // Expected reports, read from the source tree by the golden tests.
+            exclude: ["Golden"]
         ),
     ]
 )
