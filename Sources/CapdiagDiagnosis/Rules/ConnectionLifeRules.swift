@@ -12,6 +12,7 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
             facts.resp.payloadBytes == 0, facts.orig.payloadBytes == 0 || facts.firstOriginatorDataAfter(close.mark.packet.time)
         else { return [] }
         let after = close.mark.packet.time - synAck.time
+        let evidence = [Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time), facts.closeEvidence(close, .responder, request: nil)]
         if facts.orig.ackedUnseenBytes > 0 {
             // The gateway did send a request: the upstream acknowledged bytes the capture lost.
             let code = close.byRST ? "upstream_reset_after_request" : "upstream_closed_before_response"
@@ -20,10 +21,7 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
                     code, proxyStatus: "connection_terminated", .high, .reset, score: close.byRST ? 80 : 70,
                     at: close.mark.packet.time,
                     "\(facts.responder) \(close.byRST ? "reset" : "closed") the connection without answering after acknowledging \(facts.orig.ackedUnseenBytes) bytes from the gateway that the capture missed (the request itself was not captured)",
-                    evidence: [
-                        Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time),
-                        facts.closeEvidence(close, .responder, request: nil),
-                    ])
+                    evidence: evidence)
             ]
         }
         let code = close.byRST ? "upstream_reset_before_request" : "upstream_closed_before_request"
@@ -44,10 +42,7 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
                 code, proxyStatus: "connection_terminated", .medium, .reset, score: close.byRST ? 70 : 50,
                 at: close.mark.packet.time,
                 "\(facts.responder) accepted the connection and \(close.byRST ? "reset" : "closed") it \(Phrase.duration(after)) later, before any request",
-                evidence: [
-                    Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time),
-                    facts.closeEvidence(close, .responder, request: nil),
-                ])
+                evidence: evidence)
         ]
     }
 }
