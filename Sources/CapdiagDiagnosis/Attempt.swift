@@ -23,8 +23,6 @@ public struct Attempt: Sendable, Equatable {
     public var code: String?
     public var severity: Severity?
     public var summary: String?
-    /// Whether the connection was reused for this request.
-    public var reused = false
 
     /// Failed as a network or protocol fault (the gateway gets no valid response).
     public var failed: Bool { (severity ?? .info) >= .medium && code != "upstream_application_error" }
@@ -63,7 +61,6 @@ extension Attempt {
             attempt.target = exchange.target
             attempt.requestIDs = exchange.requestIDs.map(\.value)
             attempt.status = exchange.status
-            attempt.reused = exchange.index > 0
             // A connection-level finding (TLS) applies to the exchange when it has none.
             if let finding = worstFor(exchange.index) ?? (exchange.index == 0 ? worstFor(nil) : nil) {
                 attempt.code = finding.code

@@ -37,6 +37,33 @@ public struct EvidenceRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// The numbers a verdict measured (absent when not measured).
+public struct MeasurementsRecord: Codable, Sendable, Equatable {
+    /// Idle time of a reused connection before the request (keep-alive race), or before the
+    /// upstream closed it (idle close).
+    public var idleBeforeNs: Int64?
+    /// Upstream FIN/RST time minus request time; negative when the upstream closed first.
+    public var closeAfterRequestNs: Int64?
+    /// How long the gateway waited before giving up.
+    public var waitedNs: Int64?
+    /// SYN send times from the first SYN (connect backoff).
+    public var synTimesNs: [Int64]?
+    public var missingBytes: Int64?
+    public var headerBytes: Int?
+    public var status: Int?
+
+    init?(_ measurements: Measurements) {
+        guard measurements != Measurements() else { return nil }
+        idleBeforeNs = measurements.idleBefore
+        closeAfterRequestNs = measurements.closeAfterRequest
+        waitedNs = measurements.waited
+        synTimesNs = measurements.synTimes
+        missingBytes = measurements.missingBytes
+        headerBytes = measurements.headerBytes
+        status = measurements.status
+    }
+}
+
 public struct FindingRecord: Codable, Sendable, Equatable {
     public var code: String
     public var proxyStatus: String?
@@ -51,6 +78,7 @@ public struct FindingRecord: Codable, Sendable, Equatable {
     public var reason: String?
     public var summary: String
     public var evidence: [EvidenceRecord]
+    public var measurements: MeasurementsRecord?
 
     init(_ finding: Finding) {
         code = finding.code
@@ -66,6 +94,7 @@ public struct FindingRecord: Codable, Sendable, Equatable {
         reason = finding.reason
         summary = finding.summary
         evidence = finding.evidence.map(EvidenceRecord.init)
+        measurements = MeasurementsRecord(finding.measurements)
     }
 }
 

@@ -391,6 +391,7 @@ extension FindingRecord {
         o.add("dimension", dimension)
         o.add("evidence", objects: evidence.map(\.jsonObject))
         o.add("exchange", exchange)
+        o.add("measurements", measurements?.jsonObject)
         o.add("method", method)
         o.add("proxy_status", proxyStatus)
         o.add("reason", reason)
@@ -413,6 +414,20 @@ extension EvidenceRecord {
         o.add("since_request_ns", sinceRequestNs)
         o.add("time", time)
         o.add("what", what)
+        return o
+    }
+}
+
+extension MeasurementsRecord {
+    var jsonObject: JSONObject {
+        var o = JSONObject()
+        o.add("close_after_request_ns", closeAfterRequestNs)
+        o.add("header_bytes", headerBytes)
+        o.add("idle_before_ns", idleBeforeNs)
+        o.add("missing_bytes", missingBytes)
+        o.add("status", status)
+        if let synTimesNs { o.add("syn_times_ns", strings: []); o.replaceLast(raw: "[" + synTimesNs.map(String.init).joined(separator: ",") + "]") }
+        o.add("waited_ns", waitedNs)
         return o
     }
 }

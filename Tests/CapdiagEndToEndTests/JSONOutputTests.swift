@@ -7,7 +7,10 @@ import Testing
 /// snake_case, absent optionals left out), and must decode back to the same record.
 @Suite struct FastJSON {
     static let captures =
-        ["lo-refused.pcap", "lo-http-keepalive.pcap", "any-server-reset.pcap"].map(Locations.capture)
+        ["lo-refused.pcap", "lo-http-keepalive.pcap", "any-server-reset.pcap", "lo-http-hostile.pcap"].map(Locations.capture)
+        // Every kind of verdict and measurement: the lab's failures, both legs.
+        + ["syn-dropped", "keepalive-race", "slow-upstream", "cut-rst", "big-headers", "icmp-prohibited", "tls-untrusted"]
+        .map { Locations.capture("lab/\($0).any.pcap") }
         + Locations.publicFiles("http-tcp").prefix(40)
 
     @Test(arguments: captures)
