@@ -21,10 +21,7 @@ public enum HTMLReport {
 
             """
         out += "<h1>capdiag report: \(h(report.headline))</h1>\n"
-        let capture = report.summary.capture
-        out += "<p>Capture: " + capture.inputs.map { "<code>\(h($0.path))</code>" }.joined(separator: ", ")
-        if let first = capture.firstPacket, let last = capture.lastPacket { out += ", \(h(first)) to \(h(last)) (\(formatDuration(capture.durationNs)))" }
-        out += ". Credentials in the capture are " + (report.redacted ? "masked (REDACTED)." : "<strong>shown</strong> (<code>--no-redact</code>).") + "</p>\n"
+        out += "<p>" + report.captureSentence(.html) + "</p>\n"
 
         out += "<h2>Conclusion</h2>\n"
         let affected = report.affectedUpstreams

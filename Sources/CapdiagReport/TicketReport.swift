@@ -76,6 +76,17 @@ public struct TicketReport: Sendable {
         static let html = Style(text: Markup.html, code: { "<code>\(Markup.html($0))</code>" }, strong: { "<strong>\($0)</strong>" })
     }
 
+    /// "Capture: FILES, FIRST to LAST (SPAN). Credentials in the capture are masked …"
+    func captureSentence(_ style: Style) -> String {
+        let capture = summary.capture
+        var text = "Capture: " + capture.inputs.map { style.code($0.path) }.joined(separator: ", ")
+        if let first = capture.firstPacket, let last = capture.lastPacket {
+            text += ", \(first) to \(last) (\(formatDuration(capture.durationNs)))"
+        }
+        return text + ". Credentials in the capture are "
+            + (redacted ? "masked (REDACTED)." : "\(style.strong("shown")) (\(style.code("--no-redact"))).")
+    }
+
     /// The capture facts, one item each: inputs and how reading ended, what was not decoded
     /// and why, snaplen cuts, kernel drops, flows, capture loss.
     func captureFacts(_ style: Style) -> [String] {
@@ -127,10 +138,7 @@ public enum MarkdownReport {
         // hold no captured text but endpoints, so only control characters are neutralised.
         let own = Markup.visible
         var out = "# capdiag report: \(own(report.headline))\n\n"
-        let capture = report.summary.capture
-        out += "Capture: " + capture.inputs.map { "`\(Markup.codeBlock($0.path))`" }.joined(separator: ", ")
-        if let first = capture.firstPacket, let last = capture.lastPacket { out += ", \(first) to \(last) (\(formatDuration(capture.durationNs)))" }
-        out += ". Credentials in the capture are " + (report.redacted ? "masked (REDACTED)." : "**shown** (`--no-redact`).") + "\n\n"
+        out += report.captureSentence(.markdown) + "\n\n"
 
         out += "## Conclusion\n\n"
         let affected = report.affectedUpstreams

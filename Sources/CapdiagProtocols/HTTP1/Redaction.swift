@@ -29,7 +29,8 @@ public enum Redaction {
 
     /// A request target with secret query values and URL passwords masked.
     public static func target(_ target: String) -> String {
-        guard enabled else { return target }
+        // Runs on every request: most targets have neither a query nor a userinfo part.
+        guard enabled, target.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "@") }) else { return target }
         var result = target
         // http://user:password@host/… → http://user:REDACTED@host/…
         if let scheme = result.find("://"), let at = result[scheme.upperBound...].firstIndex(of: "@"),
