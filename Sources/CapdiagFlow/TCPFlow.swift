@@ -236,7 +236,8 @@ public struct TCPFlow: Sendable {
         }
     }
 
-    public var duration: Int64 { last.time - first.time }
+    /// Never negative: in a damaged capture the last packet may be stamped before the first.
+    public var duration: Int64 { max(0, last.time - first.time) }
 
     /// The handshake round trip seen from the capture point: SYN to SYN-ACK to ACK.
     public var handshakeRTT: Int64? {

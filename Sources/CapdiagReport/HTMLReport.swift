@@ -117,7 +117,10 @@ public enum HTMLReport {
                 let color = palette[(codes.firstIndex(of: cause.code) ?? 0) % palette.count]
                 for time in cause.times {
                     guard let at = Timestamp(iso8601: time) else { continue }
-                    let x = left + Int(Double(at - start) / Double(span) * Double(plot))
+                    // Timestamps in a hostile or damaged capture may go backwards or lie past the
+                    // span: clamp the share to the plot instead of trusting the arithmetic.
+                    let share = min(max(Double(at - start) / Double(span), 0), 1)
+                    let x = left + Int(share * Double(plot))
                     svg += "<line class=\"failure\" x1=\"\(x)\" y1=\"\(y - 9)\" x2=\"\(x)\" y2=\"\(y + 9)\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(h(cause.code)) at \(h(time))</title></line>\n"
                 }
             }

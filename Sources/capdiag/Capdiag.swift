@@ -182,19 +182,25 @@ struct Capdiag: ParsableCommand {
         }
         if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
         if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
-        if let interval, interval <= 0 { throw ValidationError("--interval must be positive") }
+        try checkSeconds(interval, "--interval")
         if let count, count <= 0 { throw ValidationError("-c needs a positive packet count") }
         if filter != nil && !expression.isEmpty {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
         }
-        if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be positive") }
+        try checkSeconds(idleTimeout, "--idle-timeout")
         if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on takes info, low, medium or high, not '\(failOn)'") }
         for value in upstreams + gateways where EndpointPattern(value) == nil {
             throw ValidationError("'\(value)' is not HOST or HOST:PORT")
         }
-        if connectTimeout <= 0 || readTimeout <= 0 { throw ValidationError("timeouts must be positive") }
+        try checkSeconds(connectTimeout, "--connect-timeout")
+        try checkSeconds(readTimeout, "--read-timeout")
         if maxHeaderSize <= 0 { throw ValidationError("--max-header-size must be positive") }
-        if bufferSize <= 0 { throw ValidationError("-B needs a positive size in KiB") }
+        // libpcap takes the buffer size as a C int of bytes: at most 2 GiB.
+        if bufferSize <= 0 || bufferSize > Int(Int32.max) / 1024 { throw ValidationError("-B needs a size in KiB from 1 to 2097151") }
+        if let fileSize, fileSize <= 0 || fileSize > 1_000_000_000 { throw ValidationError("-C needs a size in MB from 1 to 1000000000") }
+        if let fileCount, fileCount <= 0 || fileCount > 1_000_000 { throw ValidationError("-W needs a file count from 1 to 1000000") }
+        if snapshotLength < 0 || snapshotLength > 262_144 { throw ValidationError("-s needs a snapshot length from 0 (whole packets) to 262144") }
+        if listLimit < 0 { throw ValidationError("--list cannot be negative") }
         if let reportFile, !(reportFile.hasSuffix(".md") || reportFile.hasSuffix(".html") || reportFile.hasSuffix(".htm")) {
             throw ValidationError("--report needs a file ending in .md or .html")
         }
@@ -267,7 +273,8 @@ struct Capdiag: ParsableCommand {
         var writtenPaths: [String] = []
         if let interface {
             var live = LiveOptions()
-            live.snapshotLength = snapshotLength
+            // tcpdump's -s 0 means "whole packets": libpcap's maximum.
+            live.snapshotLength = snapshotLength == 0 ? 262_144 : snapshotLength
             live.bufferSize = bufferSize * 1024
             live.promiscuous = !noPromiscuous
             live.immediate = !noImmediate
@@ -435,11 +442,26 @@ func causeCounts(_ counts: [String: Int]) -> String {
 func parseDuration(_ text: String) -> Double? {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
     for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let value = Double(text.dropLast(suffix.count)), value > 0 else { return nil }
-        return value * scale
+        guard let value = Double(text.dropLast(suffix.count)) else { return nil }
+        return secondsInRange(value * scale) ? value * scale : nil
     }
-    guard let value = Double(text), value > 0 else { return nil }
-    return value
+    guard let value = Double(text) else { return nil }
+    return secondsInRange(value) ? value : nil
+}
+
+/// The longest time any option takes: a year. Longer values (and nan, infinities, zero and
+/// negatives) are typing mistakes, and past about 292 years they no longer fit the
+/// nanosecond counters every timing is kept in.
+let longestOptionSeconds = 366.0 * 86_400
+
+func secondsInRange(_ value: Double) -> Bool {
+    value.isFinite && value > 0 && value <= longestOptionSeconds
+}
+
+/// Rejects a seconds option that is not a positive, finite time of at most a year.
+func checkSeconds(_ value: Double?, _ flag: String) throws {
+    guard let value, !secondsInRange(value) else { return }
+    throw ValidationError("\(flag) takes a positive number of seconds up to \(Int(longestOptionSeconds)) (a year), not '\(value)'")
 }
 
 /// Buffered stdout through C stdio: the report only, never logs.

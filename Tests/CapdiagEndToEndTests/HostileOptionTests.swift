@@ -1,0 +1,48 @@
+import CapdiagTestSupport
+import Foundation
+import Testing
+
+/// Option values and damaged timestamps that used to trap (exit 132) instead of a usage error
+/// or a report.
+@Suite struct HostileOptions {
+    let capdiag = Locations.capdiagExecutable
+
+    @Test(arguments: [
+        ["--idle-timeout", "nan"], ["--idle-timeout", "1e10"], ["--idle-timeout", "-1"], ["--read-timeout", "inf"],
+        ["--connect-timeout", "1e300"], ["--connect-timeout", "0"], ["-B", "99999999999"], ["--max-flows", "0"],
+    ])
+    func absurdOfflineValuesAreUsageErrors(_ option: [String]) throws {
+        let result = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap")] + option)
+        #expect(result.status == 64, "\(option): \(result.stderr)")
+        #expect(result.stderr.contains(option[0]), "the message names the option: \(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
+    /// Validation runs before any interface is opened, so these need no privileges.
+    @Test(arguments: [["--interval", "nan"], ["--interval", "-2"], ["--duration", "99999999999h"], ["--duration", "nanm"]])
+    func absurdLiveValuesAreUsageErrors(_ option: [String]) throws {
+        let result = try Locations.run(capdiag, ["-q", "-i", "lo"] + option)
+        #expect(result.status == 64, "\(option): \(result.stderr)")
+        #expect(result.stderr.contains(option[0]))
+    }
+
+    /// The reproduction: the second record's seconds zeroed, so the flow's last packet is
+    /// stamped decades before its first. The HTML timeline used to trap on the negative offset.
+    @Test func timestampsGoingBackwardsStillGiveBothReports() throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: Locations.capture("lo-refused.pcap")))
+        data.replaceSubrange(114..<118, with: [0, 0, 0, 0])
+        let dir = FileManager.default.temporaryDirectory.appending(path: "capdiag-backwards-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appending(path: "backwards.pcap").path
+        try data.write(to: URL(fileURLWithPath: input))
+        for name in ["r.html", "r.md"] {
+            let report = dir.appending(path: name).path
+            let result = try Locations.run(capdiag, ["-q", "-r", input, "--report", report])
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+            #expect(result.stdout.contains("connection refused") || result.stdout.contains("REJ"))
+            let written = try String(contentsOfFile: report, encoding: .utf8)
+            #expect(written.contains("127.0.0.1"))
+        }
+    }
+}
