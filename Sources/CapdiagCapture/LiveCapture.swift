@@ -48,6 +48,9 @@ extension PcapHandle {
         pcap_set_timeout(raw, options.timeoutMilliseconds)
         pcap_set_immediate_mode(raw, options.immediate ? 1 : 0)
         if let size = options.bufferSize { pcap_set_buffer_size(raw, Int32(clamping: size)) }
+        // Nanoseconds where the platform offers them (Linux does); when it refuses, the handle
+        // stays at microseconds and `nanosecondsPerTimestampUnit` says so.
+        _ = pcap_set_tstamp_precision(raw, Int32(PCAP_TSTAMP_PRECISION_NANO))
         let status = pcap_activate(raw)
         if status < 0 {
             let detail = String(cString: pcap_geterr(raw))
@@ -66,6 +69,12 @@ extension PcapHandle {
             throw CaptureError(function: "pcap_activate", subject: device, message: message)
         }
         return PcapHandle(raw: raw, name: device)
+    }
+
+    /// How many nanoseconds one unit of `pcap_pkthdr.ts.tv_usec` is on this handle: 1 when it
+    /// delivers nanoseconds, 1000 for microseconds (`pcap_get_tstamp_precision`).
+    public var nanosecondsPerTimestampUnit: Int64 {
+        pcap_get_tstamp_precision(raw) == Int32(PCAP_TSTAMP_PRECISION_NANO) ? 1 : 1000
     }
 
     /// Kernel counters (`pcap_stats`); nil where the platform has none (offline files).

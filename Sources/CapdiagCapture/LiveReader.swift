@@ -118,6 +118,7 @@ public final class LiveReader {
     public func read(
         limit: Int?, shouldStop: () -> Bool, idle: () -> Void, _ body: (PacketMetadata, LinkType, RawSpan) -> Void
     ) {
+        let unit = handle.nanosecondsPerTimestampUnit
         var draining = false
         var drained = 0
         var drainDeadline: UInt64 = 0
@@ -148,7 +149,7 @@ public final class LiveReader {
                 }
                 let captured = Int(header.pointee.caplen)
                 let metadata = PacketMetadata(
-                    timestamp: OfflineReader.timestamp(header), capturedLength: captured,
+                    timestamp: OfflineReader.timestamp(header, nanosecondsPerUnit: unit), capturedLength: captured,
                     wireLength: Int(header.pointee.len), sourceIndex: 0)
                 body(metadata, linkType, UnsafeRawBufferPointer(start: data, count: captured).bytes)
             case .timeout where draining:

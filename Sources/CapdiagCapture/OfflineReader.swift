@@ -123,10 +123,10 @@ public final class OfflineReader {
         return nil
     }
 
-    /// The header's time; the handle was opened with nanosecond precision, so `tv_usec`
-    /// holds nanoseconds.
+    /// The header's time. Offline handles are opened with nanosecond precision, so `tv_usec`
+    /// holds nanoseconds; a live handle may only have microseconds (`nanosecondsPerUnit` 1000).
     @inline(__always)
-    static func timestamp(_ header: UnsafePointer<pcap_pkthdr>) -> Timestamp {
-        Timestamp(seconds: Int64(header.pointee.ts.tv_sec), nanoseconds: Int64(header.pointee.ts.tv_usec))
+    static func timestamp(_ header: UnsafePointer<pcap_pkthdr>, nanosecondsPerUnit: Int64 = 1) -> Timestamp {
+        Timestamp(seconds: Int64(header.pointee.ts.tv_sec), nanoseconds: Int64(header.pointee.ts.tv_usec) &* nanosecondsPerUnit)
     }
 }

@@ -52,6 +52,7 @@ public struct Diagnoser: Sendable {
         KeepAliveRaceRule(),
         ResponseHeaderTooLargeRule(),
         InvalidResponseRule(),
+        ResponseStalledRule(),
         ResponseCutShortRule(),
         UpstreamHungUpRule(),
         ResponseTimeoutRule(),
@@ -107,7 +108,8 @@ enum Phrase {
     }
 
     static func request(_ exchange: HTTPExchange) -> String {
-        [exchange.method, exchange.target].compactMap { $0 }.joined(separator: " ").nonEmpty ?? "the request"
+        [exchange.method, exchange.target].compactMap { $0 }.joined(separator: " ").nonEmpty
+            ?? (exchange.requestCut ? "a request (its head incomplete in the capture)" : "the request")
     }
 }
 

@@ -15,6 +15,16 @@ public struct TLSFacts: Sendable, Equatable {
     public var firstServerApplicationData: PacketRef?
     public var alertAfterHandshakeWithoutData = false
     public var serverViolation: String?
+    /// Whose turn it was: the packet that completed the server's flight (after it the client
+    /// owed the next message), the client's Finished, and when the handshake was done.
+    public var serverFlightComplete: PacketRef?
+    public var clientFinished: PacketRef?
+    public var handshakeDone: PacketRef?
+    /// The client's alert right after the handshake (TLS 1.2 encrypted alert; TLS 1.3 one
+    /// short record after its Finished), with no application data.
+    public var clientAlertAfterHandshake: PacketRef?
+    /// The protocol the server chose by ALPN (`h2` is HTTP/2).
+    public var alpn: String?
 
     public init() {}
 
@@ -29,6 +39,11 @@ public struct TLSFacts: Sendable, Equatable {
         firstServerApplicationData = connection.firstServerApplicationData
         alertAfterHandshakeWithoutData = connection.alertAfterHandshakeWithoutData
         serverViolation = connection.serverViolation
+        serverFlightComplete = connection.serverFlightComplete
+        clientFinished = connection.clientFinished
+        handshakeDone = connection.handshakeDone
+        clientAlertAfterHandshake = connection.clientAlertAfterHandshake
+        alpn = connection.serverHello?.alpn
     }
 }
 
@@ -65,6 +80,12 @@ public struct FlowFacts: Sendable {
     public var tls: TLSFacts?
     /// The server's bytes were neither HTTP nor TLS (a reason), when the client spoke HTTP or TLS.
     public var serverNotUnderstood: String?
+    /// The connection speaks HTTP/2: the client's connection preface (prior knowledge, or
+    /// after `Upgrade: h2c`), or TLS with ALPN `h2`. No HTTP/1 verdict applies to it.
+    public var http2 = false
+    /// The HTTP connection became a tunnel (CONNECT, 101) and what it carries.
+    public var tunnelled = false
+    public var tunnelCarries: String?
 
     public init(id: Int, originator: Endpoint, responder: Endpoint, first: PacketRef, last: PacketRef, connState: ConnState) {
         self.id = id
@@ -94,8 +115,12 @@ public struct FlowFacts: Sendable {
         if let http {
             exchanges = http.exchanges
             exchangeCount = http.exchangeCount
+            tunnelled = http.tunnelled
+            tunnelCarries = http.tunnelCarries
+            if tunnelCarries == "http2" { http2 = true }
         }
         self.tls = tls.map(TLSFacts.init)
+        if self.tls?.alpn == "h2" { http2 = true }
     }
 
     /// The time the responder's first FIN or RST closed its side, whichever came first.

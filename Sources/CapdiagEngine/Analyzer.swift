@@ -50,7 +50,7 @@ public struct Analyzer {
             let segment = TCPSegment(
                 packet: packet, header: header, payloadLength: decoded.payloadLength,
                 capturedPayloadLength: decoded.capturedPayloadLength,
-                ipLength: decoded.ip.totalLength)
+                ipLength: decoded.ip.totalLength, ipIdentification: decoded.ip.identification)
             let payload = bytes.extracting(
                 decoded.payloadOffset..<(decoded.payloadOffset + decoded.capturedPayloadLength))
             flows.apply(

@@ -5,7 +5,9 @@ import CapdiagProtocols
 extension ProtocolSession {
     /// The facts the diagnosis rules read about this session's finished flow.
     public func facts(_ flow: TCPFlow) -> FlowFacts {
-        FlowFacts(flow, http: state?.http, tls: state?.tls)
+        var facts = FlowFacts(flow, http: state?.http, tls: state?.tls)
+        if state?.http2 == true { facts.http2 = true }
+        return facts
     }
 }
 

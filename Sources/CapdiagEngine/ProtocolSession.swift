@@ -8,6 +8,9 @@ public enum Application: Sendable {
     case http(HTTPConnection)
     case tls(TLSConnection)
     case dns(DNSStream)
+    /// HTTP/2 with prior knowledge (the client's first bytes are the connection preface,
+    /// RFC 9113 §3.4). Not parsed yet; marked so that nothing reads it as HTTP/1.
+    case http2
     /// Something else: the reason it is not analysed (e.g. "server spoke first").
     case other(String)
 
@@ -17,6 +20,7 @@ public enum Application: Sendable {
         case .http: "http"
         case .tls: "tls"
         case .dns: "dns"
+        case .http2: "http2"
         case .other: "other"
         }
     }
@@ -30,6 +34,7 @@ final class ApplicationState: @unchecked Sendable {
     var http: HTTPConnection?
     var tls: TLSConnection?
     var dns: DNSStream?
+    var http2 = false
     var other: String?
 
     init(_ application: Application) {
@@ -38,6 +43,7 @@ final class ApplicationState: @unchecked Sendable {
         case .tls(let connection): tls = connection
         case .dns(let stream): dns = stream
         case .other(let reason): other = reason
+        case .http2: http2 = true
         case .undecided: break
         }
     }
@@ -46,6 +52,7 @@ final class ApplicationState: @unchecked Sendable {
         if let http { return .http(http) }
         if let tls { return .tls(tls) }
         if let dns { return .dns(dns) }
+        if http2 { return .http2 }
         if let other { return .other(other) }
         return .undecided
     }
@@ -147,6 +154,9 @@ public struct ProtocolSession: FlowSession, Sendable {
         if side == .server {
             return prefix.starts(with: Array("HTTP/".prefix(count).utf8)) ? .http(HTTPConnection()) : .other("server spoke first")
         }
+        // The HTTP/2 connection preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 §3.4): its
+        // first eight bytes are no HTTP/1 request a client would send.
+        if prefix.count >= 8 && prefix.elementsEqual("PRI * HT".utf8) { return .http2 }
         // A TLS handshake record: content type 22, version major 3 (RFC 8446 §5.1).
         if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return .tls(TLSConnection()) }
         // A request line starts with a method token and a space (RFC 9112 §3).

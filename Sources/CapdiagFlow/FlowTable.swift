@@ -91,6 +91,7 @@ public struct FlowTable<Session: FlowSession> {
             slot = insert(key: key, sender: sender, receiver: receiver, segment: segment)
         }
         let direction: Direction = slots[slot].originator == sender ? .originator : .responder
+        if slots[slot].isDuplicateFrame(segment, from: direction) { return }
         let dataOffset = slots[slot].apply(segment, from: direction)
         sessions[slot].segment(segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot])
     }

@@ -10,13 +10,84 @@ public struct TCPSegment: Sendable {
     public var capturedPayloadLength: Int
     /// IP packet length (headers included).
     public var ipLength: Int
+    /// IPv4 identification (0 for IPv6).
+    public var ipIdentification: UInt16
 
-    public init(packet: PacketRef, header: TCPHeader, payloadLength: Int, capturedPayloadLength: Int, ipLength: Int) {
+    public init(
+        packet: PacketRef, header: TCPHeader, payloadLength: Int, capturedPayloadLength: Int, ipLength: Int,
+        ipIdentification: UInt16 = 0
+    ) {
         self.packet = packet
         self.header = header
         self.payloadLength = payloadLength
         self.capturedPayloadLength = capturedPayloadLength
         self.ipLength = ipLength
+        self.ipIdentification = ipIdentification
+    }
+}
+
+/// What identifies one transmitted segment: a frame captured twice (`tcpdump -i any` seeing it
+/// on a bridge port and the bridge, or on both sides of a router; mirror ports) repeats all of
+/// it within microseconds, while a retransmission comes a retransmission timeout later and, in
+/// IPv4, with a new identification.
+struct SegmentSignature: Sendable, Equatable {
+    var sequence: UInt32
+    var acknowledgment: UInt32
+    var flags: UInt8
+    var window: UInt16
+    var payload: Int
+    var identification: UInt16
+    var timestampValue: UInt32
+
+    init(_ segment: TCPSegment) {
+        sequence = segment.header.sequenceNumber
+        acknowledgment = segment.header.acknowledgmentNumber
+        flags = segment.header.flags.rawValue
+        window = segment.header.window
+        payload = segment.payloadLength
+        identification = segment.ipIdentification
+        timestampValue = segment.header.options.timestamp?.value ?? 0
+    }
+}
+
+/// The longest time between two copies of one captured frame: copies are microseconds apart;
+/// the shortest retransmission timer (a tail-loss probe) is 10 ms.
+let duplicateFrameWindow: Int64 = 2_000_000
+
+extension TCPFlow {
+    /// Whether this segment is a second copy of the last one its sender sent (the same frame
+    /// captured twice). Copies are counted and must not be analysed again: they are neither
+    /// retransmissions nor new data.
+    public mutating func isDuplicateFrame(_ segment: TCPSegment, from direction: Direction) -> Bool {
+        let signature = SegmentSignature(segment)
+        let time = segment.packet.time
+        let isOrig = direction == .originator
+        let previous = isOrig ? orig.lastSignature : resp.lastSignature
+        let previousTime = isOrig ? orig.lastSignatureTime : resp.lastSignatureTime
+        if previous == signature, time - previousTime >= 0, time - previousTime <= duplicateFrameWindow {
+            // The raw counters (packets, bytes, flags seen) count every captured frame, as
+            // tshark's conversation table does; nothing else sees the copy.
+            let flags = segment.header.flags
+            func count(_ stats: inout DirectionStats) {
+                stats.duplicateFrames += 1
+                stats.packets += 1
+                stats.bytes += segment.ipLength
+                if flags.contains(.syn) { stats.synCount += 1 }
+                if flags.contains(.fin) { stats.finCount += 1 }
+                if flags.contains(.rst) { stats.rstCount += 1 }
+            }
+            if isOrig { count(&orig) } else { count(&resp) }
+            last = segment.packet
+            return true
+        }
+        if isOrig {
+            orig.lastSignature = signature
+            orig.lastSignatureTime = time
+        } else {
+            resp.lastSignature = signature
+            resp.lastSignatureTime = time
+        }
+        return false
     }
 }
 
@@ -137,7 +208,8 @@ extension TCPFlow {
         advanceSequence(
             &sender, flags: flags, relativeSequence: relativeSequence, segmentLength: segmentLength,
             payload: payload, rawEnd: header.sequenceNumber &+ UInt32(truncatingIfNeeded: segmentLength),
-            time: segment.packet.time, isOrig: isOrig, history: &history, anomalies: &anomalies, reorderWindow: reorderWindow)
+            time: segment.packet.time, frame: segment.packet.frame, isOrig: isOrig, history: &history, anomalies: &anomalies,
+            reorderWindow: reorderWindow)
 
         updateStateMachine(&sender, &peer, flags: flags, payload: payload, isOrig: isOrig)
 
@@ -248,14 +320,20 @@ extension TCPFlow {
     /// retransmissions.
     private static func advanceSequence(
         _ sender: inout DirectionStats, flags: TCPFlags, relativeSequence: Int64, segmentLength: Int, payload: Int,
-        rawEnd: UInt32, time: Timestamp, isOrig: Bool, history: inout FlowHistory, anomalies: inout FlowAnomalies,
-        reorderWindow: Int64?
+        rawEnd: UInt32, time: Timestamp, frame: Int, isOrig: Bool, history: inout FlowHistory,
+        anomalies: inout FlowAnomalies, reorderWindow: Int64?
     ) {
         let end = relativeSequence + Int64(segmentLength)
         let delta = end - sender.nextSequence
         if (flags.contains(.syn) || flags.contains(.rst)) && abs(delta) > tooLargeSequenceDelta { return }
         if sender.state == .reset { return }
         if delta > 0 {
+            if payload > 0 && !flags.contains(.rst) {
+                // New payload (a FIN alone adds none): when this side last had something to say.
+                let packet = PacketRef(frame: frame, time: time)
+                if sender.firstPayload == nil { sender.firstPayload = packet }
+                sender.lastNewPayload = packet
+            }
             let dataStart = relativeSequence + (flags.contains(.syn) ? 1 : 0)
             if dataStart > sender.nextSequence && segmentLength > 0 {
                 sender.gaps += 1

@@ -120,6 +120,12 @@ public struct DirectionStats: Sendable {
     public var ackedUnseenBytes: Int64 = 0
     /// Zero-window advertisements (window 0 on a segment without SYN, FIN or RST).
     public var zeroWindows = 0
+    /// Frames captured twice (same segment, same IP identification, within 2 ms): dropped
+    /// before analysis, so they are never retransmissions.
+    public var duplicateFrames = 0
+    /// The first and the latest packet that carried payload bytes not seen before.
+    public var firstPayload: PacketRef?
+    public var lastNewPayload: PacketRef?
     public var firstFIN: ControlMark?
     public var firstRST: ControlMark?
     /// Options from this side's SYN.
@@ -131,6 +137,8 @@ public struct DirectionStats: Sendable {
     public init() {}
 
     // Sequence analysis (internal).
+    var lastSignature: SegmentSignature?
+    var lastSignatureTime: Timestamp = .zero
     var state: EndpointState = .inactive
     var previousState: EndpointState = .inactive
     var sequence = SequenceSpace()

@@ -45,6 +45,8 @@ public struct DirectionRecord: Codable, Sendable, Equatable {
     public var missingBytes: Int64
     public var ackedUnseenBytes: Int64
     public var zeroWindows: Int
+    /// Frames captured twice (counted in `packets`, not analysed again).
+    public var duplicateFrames: Int
     public var firstFin: ControlRecord?
     public var firstRst: ControlRecord?
     public var mss: UInt16?
@@ -129,7 +131,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
                 retransmittedBytes: stats.retransmittedBytes, outOfOrder: stats.outOfOrder,
                 keepAlives: stats.keepAlives, gaps: stats.gaps, missingBytes: stats.missingBytes,
                 ackedUnseenBytes: stats.ackedUnseenBytes, zeroWindows: stats.zeroWindows,
-                firstFin: control(stats.firstFIN), firstRst: control(stats.firstRST), mss: stats.mss,
+                duplicateFrames: stats.duplicateFrames, firstFin: control(stats.firstFIN), firstRst: control(stats.firstRST), mss: stats.mss,
                 windowScale: stats.windowScale, sackPermitted: stats.sackPermitted, timestamps: stats.timestamps)
         }
         id = flow.id

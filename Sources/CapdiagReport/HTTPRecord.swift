@@ -64,6 +64,11 @@ public struct HTTPRecord: Codable, Sendable, Equatable {
     public var exchanges: [HTTPExchangeRecord]
     /// The connection switched to another protocol (CONNECT, Upgrade).
     public var tunnelled: Bool
+    /// Bytes each side sent through the tunnel, and what it carries (`tls`, `http2`), when
+    /// tunnelled.
+    public var tunnelClientBytes: Int64?
+    public var tunnelServerBytes: Int64?
+    public var tunnelCarries: String?
 }
 
 /// What stream reassembly did in one direction.
@@ -88,5 +93,10 @@ extension HTTPRecord {
         problemCount = connection.problemCount
         exchanges = connection.exchanges.map(HTTPExchangeRecord.init)
         tunnelled = connection.tunnelled
+        if connection.tunnelled {
+            tunnelClientBytes = connection.tunnelledBytes.client
+            tunnelServerBytes = connection.tunnelledBytes.server
+            tunnelCarries = connection.tunnelCarries
+        }
     }
 }

@@ -154,6 +154,7 @@ extension DirectionRecord {
         var o = JSONObject()
         o.add("acked_unseen_bytes", ackedUnseenBytes)
         o.add("bytes", bytes)
+        o.add("duplicate_frames", duplicateFrames)
         o.add("fin", fin)
         o.add("first_fin", firstFin?.jsonObject)
         o.add("first_rst", firstRst?.jsonObject)
@@ -199,6 +200,9 @@ extension HTTPRecord {
         o.add("exchange_count", exchangeCount)
         o.add("exchanges", objects: exchanges.map(\.jsonObject))
         o.add("problem_count", problemCount)
+        o.add("tunnel_carries", tunnelCarries)
+        o.add("tunnel_client_bytes", tunnelClientBytes)
+        o.add("tunnel_server_bytes", tunnelServerBytes)
         o.add("tunnelled", tunnelled)
         return o
     }

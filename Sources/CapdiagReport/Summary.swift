@@ -65,13 +65,48 @@ public struct KernelRecord: Codable, Sendable, Equatable {
 public struct CaptureRecord: Codable, Sendable, Equatable {
     public var inputs: [InputRecord]
     /// Live capture only.
-    public var kernel: KernelRecord?
+    public var kernel: KernelRecord? { didSet { caveats = Self.caveats(inputs: inputs, kernel: kernel, packets: packets) } }
     public var filter: String?
     public var firstPacket: String?
     public var lastPacket: String?
     public var durationNs: Int64
     public var packets: PacketCounts
     public var skipped: [SkipRecord]
+    /// What limits the evidence, said before any verdict: payloads cut by the snapshot
+    /// length, an input that ended early, packets the kernel dropped.
+    public var caveats: [String] = []
+
+    init(
+        inputs: [InputRecord], filter: String?, firstPacket: String?, lastPacket: String?, durationNs: Int64,
+        packets: PacketCounts, skipped: [SkipRecord]
+    ) {
+        self.inputs = inputs
+        self.filter = filter
+        self.firstPacket = firstPacket
+        self.lastPacket = lastPacket
+        self.durationNs = durationNs
+        self.packets = packets
+        self.skipped = skipped
+        caveats = Self.caveats(inputs: inputs, kernel: nil, packets: packets)
+    }
+
+    static func caveats(inputs: [InputRecord], kernel: KernelRecord?, packets: PacketCounts) -> [String] {
+        var caveats: [String] = []
+        if packets.snaplenCut > 0 {
+            let snaplens = Set(inputs.map(\.snaplen)).sorted().map(String.init).joined(separator: ", ")
+            caveats.append(
+                "Payloads were cut: \(packets.snaplenCut) of \(packets.read) packets are shorter than on the wire (snapshot length \(snaplens) bytes). HTTP-level verdicts (status, headers, framing) are limited to what was captured; verdicts on those connections rest on the TCP headers (who sent what, when).")
+        }
+        for input in inputs where input.stop == "read_error" {
+            caveats.append(
+                "The input \(input.path) ended early after \(input.packetsRead) packets (\(input.error ?? "read error")): connections still open at that point are not judged by how they ended.")
+        }
+        if let kernel, kernel.dropped + kernel.interfaceDropped > 0 {
+            caveats.append(
+                "The kernel dropped \(kernel.dropped) packets (the interface \(kernel.interfaceDropped)) during the capture: a verdict that rests on a missing packet may be wrong.")
+        }
+        return caveats
+    }
 }
 
 public struct FlowCounts: Codable, Sendable, Equatable {
@@ -141,7 +176,7 @@ public struct ReportBuilder: Sendable {
         let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }
             .sorted { ($0.count, $1.layer, $1.reason) > ($1.count, $0.layer, $0.reason) }
         let capture = CaptureRecord(
-            inputs: inputs, kernel: nil, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
+            inputs: inputs, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
             durationNs: stats.firstTime.flatMap { first in stats.lastTime.map { $0 - first } } ?? 0,
             packets: PacketCounts(
                 read: stats.packets, decoded: stats.decoded, skipped: stats.skippedTotal, tcp: stats.tcp,

@@ -5,8 +5,9 @@ extension TextReport {
     /// The diagnosis, first in the text output: one paragraph per affected upstream, its
     /// causes with counts and fixes, then the client-side failures joined to their upstream
     /// attempts. Captured text (targets, reasons) goes through `safe`.
-    static func render(_ diagnosis: Conclusions) -> String {
+    static func render(_ diagnosis: Conclusions, caveats: [String] = []) -> String {
         var out = "Diagnosis\n"
+        for caveat in caveats { out += wrap("! " + safe(caveat), indent: "  ") + "\n" }
         let affected = diagnosis.upstreams.filter { !$0.causes.isEmpty }
         if affected.isEmpty {
             let count = diagnosis.upstreams.count

@@ -6,7 +6,7 @@ import CapdiagWire
 public enum TextReport {
     public static func render(summary: SummaryRecord, builder: ReportBuilder) -> String {
         var out = ""
-        if let diagnosis = summary.diagnosis { out += render(diagnosis) + "\n" }
+        if let diagnosis = summary.diagnosis { out += render(diagnosis, caveats: summary.capture.caveats) + "\n" }
         let capture = summary.capture
         out += "Capture\n"
         for input in capture.inputs {

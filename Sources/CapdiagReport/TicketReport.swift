@@ -139,6 +139,7 @@ public enum MarkdownReport {
         let own = Markup.visible
         var out = "# capdiag report: \(own(report.headline))\n\n"
         out += report.captureSentence(.markdown) + "\n\n"
+        for caveat in report.summary.capture.caveats { out += "> **Limits of this capture:** \(md(caveat))\n\n" }
 
         out += "## Conclusion\n\n"
         let affected = report.affectedUpstreams

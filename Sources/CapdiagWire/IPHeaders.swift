@@ -21,6 +21,9 @@ public struct IPInfo: Sendable {
     public var hopLimit: UInt8
     /// IP header length, IPv6 extension headers included.
     public var headerLength: Int
+    /// IPv4's identification field (0 for IPv6): with the TCP fields it tells a frame captured
+    /// twice from a retransmission.
+    public var identification: UInt16 = 0
 
     /// The IP packet's length on the wire: headers plus transport.
     public var totalLength: Int { headerLength + transportLength }
@@ -55,7 +58,8 @@ func decodeIPv4(_ bytes: RawSpan, at offset: Int, quoted: Bool = false) throws(D
         transportOffset: offset + headerLength,
         transportLength: totalLength - headerLength,
         hopLimit: bytes.u8(offset + 8),
-        headerLength: headerLength)
+        headerLength: headerLength,
+        identification: bytes.u16(offset + 4))
 }
 
 /// Decodes an IPv6 header (RFC 8200 §3) and walks its extension headers (§4) to the

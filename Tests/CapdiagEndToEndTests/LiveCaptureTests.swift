@@ -76,6 +76,16 @@ struct LiveCapture {
         let offline = try analyze([written.path]).flows
         #expect(offline.map(\.connState).sorted() == flows.map(\.connState).sorted())
         #expect(offline.map(\.history).sorted() == flows.map(\.history).sorted())
+        // …with the same clocks: live timestamps once were microseconds read as nanoseconds
+        // (a 2.571 ms flow reported as 2,571 ns). Times, durations, handshake RTTs and the
+        // verdicts' measurements must equal the offline analysis of the written file exactly.
+        func timings(_ flow: FlowRecord) -> String {
+            let measurements = (flow.diagnosis?.findings ?? []).map { "\($0.code) \($0.measurements)" }
+            return "\(flow.responder.port) \(flow.start) \(flow.end) \(flow.durationNs) \(String(describing: flow.handshake.rttNs)) \(measurements)"
+        }
+        #expect(offline.map(timings).sorted() == flows.map(timings).sorted())
+        let okDuration = try #require(offline.first { $0.responder.port == UInt16(base + 1) }?.durationNs)
+        #expect(okDuration > 10_000, "a loopback HTTP exchange with its close takes more than 10 µs")
     }
 
     @Test func missingInterfaceIsAClearError() throws {

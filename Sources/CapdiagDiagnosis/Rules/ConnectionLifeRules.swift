@@ -8,8 +8,13 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
     static let id = "closed_before_request"
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        // A close in the SYN-ACK's own packet (a crafted all-flags segment) is no accepted connection.
         guard let synAck = facts.synAck, let close = facts.responderClose, close.mark.packet.time >= synAck.time,
-            facts.resp.payloadBytes == 0, facts.orig.payloadBytes == 0 || facts.firstOriginatorDataAfter(close.mark.packet.time)
+            close.mark.packet.frame != synAck.frame,
+            facts.resp.payloadBytes == 0, facts.orig.payloadBytes == 0 || facts.firstOriginatorDataAfter(close.mark.packet.time),
+            // The side that closed first decides: a responder answering the originator's own
+            // close did not drop anything.
+            !facts.originatorClosedFirst
         else { return [] }
         let after = close.mark.packet.time - synAck.time
         let evidence = [Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time), facts.closeEvidence(close, .responder, request: nil)]
@@ -49,10 +54,22 @@ struct ConnectionClosedBeforeRequestRule: DiagnosisRule {
 
 extension FlowFacts {
     /// Whether the originator's data (if any) all came after `time`: no request preceded it.
+    /// Any payload counts, HTTP, TLS or not (FTP, SMTP and custom protocols send data too).
     func firstOriginatorDataAfter(_ time: Timestamp) -> Bool {
         let request: Timestamp? = exchanges?.first?.requestStart
-        guard let first = request ?? tls?.clientHello?.time else { return true }
+        guard let first = orig.firstPayload?.time ?? request ?? tls?.clientHello?.time else {
+            // Payload the capture lost still was payload.
+            return orig.payloadBytes == 0 && orig.ackedUnseenBytes == 0
+        }
         return first > time
+    }
+
+    /// The originator sent the first FIN or RST of the connection.
+    var originatorClosedFirst: Bool {
+        guard let mine = originatorClose else { return false }
+        guard let theirs = responderClose else { return true }
+        return mine.mark.packet.time < theirs.mark.packet.time
+            || (mine.mark.packet.time == theirs.mark.packet.time && mine.mark.packet.frame < theirs.mark.packet.frame)
     }
 }
 
@@ -111,6 +128,14 @@ struct NetworkQualityRule: DiagnosisRule {
                     "icmp_error", proxyStatus: nil, .low, .networkQuality, score: 40, at: icmp.packet.time,
                     "\(facts.icmpErrorCount) ICMP error(s): \(ICMPText.name(icmp)) from \(icmp.reporter)",
                     evidence: [Evidence(icmp.packet, .network, "ICMP \(ICMPText.name(icmp))", flowStart: facts.first.time)]))
+        }
+        let duplicates = facts.orig.duplicateFrames + facts.resp.duplicateFrames
+        if duplicates > 0 {
+            findings.append(
+                finding(
+                    "capture_duplicates", proxyStatus: nil, .info, .networkQuality, score: 0, at: facts.last.time,
+                    "\(duplicates) frame(s) were captured twice (same segment and IP identification within microseconds: `-i any` on a bridge or router, or a mirror port); the copies are not retransmissions and were not analysed again",
+                    evidence: []))
         }
         let captureLoss = facts.orig.ackedUnseenBytes + facts.resp.ackedUnseenBytes
         if captureLoss > 0 {

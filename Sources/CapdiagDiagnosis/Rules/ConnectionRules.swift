@@ -59,7 +59,28 @@ struct ConnectionTimeoutRule: DiagnosisRule {
         // A timeout needs waiting: a retransmitted SYN, or at least a second of silence. One
         // SYN abandoned at once, or still pending when the capture ended, proves nothing yet.
         let waited = gaveUp.map { $0.mark.packet.time - syn.time } ?? span
-        let proven = waited >= 900_000_000 || waited >= options.connectTimeout || (gaveUp == nil && facts.end == .idleTimeout)
+        // An ordinary TCP stack retransmits an unanswered SYN after a second (Linux, Windows):
+        // a lone SYN never repeated while the capture went on means the originator gave up
+        // within that second (a sub-second connect timeout) or is no ordinary client (a
+        // scanner, a crafted trace). Proven only with a retry, a long wait it announced by
+        // closing, or a --connect-timeout that short.
+        let retried = facts.synRetransmitCount > 0
+        let idledOut = gaveUp == nil && facts.end == .idleTimeout
+        let proven =
+            (retried && (waited >= 900_000_000 || waited >= options.connectTimeout || idledOut))
+            || (gaveUp != nil && waited >= 900_000_000)
+            || (idledOut && options.connectTimeout < 1_000_000_000)
+        if !proven && !retried && idledOut {
+            var evidence = [Evidence(syn, .originator, "SYN", flowStart: facts.first.time)]
+            evidence += facts.synRetransmits.map { Evidence($0, .originator, "SYN (retransmitted)", flowStart: facts.first.time) }
+            return [
+                finding(
+                    "connection_timeout", proxyStatus: "connection_timeout", .medium, .handshake, score: 50, at: facts.last.time,
+                    "no answer from \(facts.responder) to one SYN, never retransmitted although the capture went on: the originator gave up within a second (a connect timeout under 1 s) or is no ordinary TCP client (a scanner)",
+                    evidence: evidence
+                ).measured { $0.synTimes = [0] }
+            ]
+        }
         let times = synTimes.map { Phrase.duration($0) }.joined(separator: ", ")
         var summary = "no answer from \(facts.responder) to \(synTimes.count > 1 ? "\(facts.synRetransmitCount + 1) SYNs" : "the SYN") (sent at \(times))"
         if let gaveUp {

@@ -11,7 +11,9 @@ extension FlowFacts {
         // The gateway acknowledged response bytes the capture never saw: the answer came,
         // the capture lost it (reported as capture_loss).
         guard !oneSided, resp.ackedUnseenBytes == 0 else { return [] }
-        return (exchanges ?? []).filter { $0.requestStart != nil && $0.method != nil && $0.firstResponseByte == nil }
+        // A request whose head the capture cut (snapshot length) is still a request: what the
+        // TCP headers prove about it (a RST, a FIN, silence) still counts.
+        return (exchanges ?? []).filter { $0.requestStart != nil && ($0.method != nil || $0.requestCut) && $0.firstResponseByte == nil }
     }
 
     func requestEvidence(_ exchange: HTTPExchange) -> [Evidence] {
@@ -42,7 +44,7 @@ struct KeepAliveRaceRule: DiagnosisRule {
         facts.unansweredExchanges.compactMap { exchange in
             // Reuse after idle: the previous exchange had ended (pipelined requests are not).
             guard exchange.index > 0, exchange.idleBefore != nil, let request = exchange.requestStart,
-                let close = facts.responderClose
+                let close = facts.responderClose, !facts.originatorClosedFirst
             else { return nil }
             let delta = close.mark.packet.time - request
             let finCrossed = !close.byRST && delta <= 2 * facts.roundTrip
@@ -75,7 +77,7 @@ struct UpstreamHungUpRule: DiagnosisRule {
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         facts.unansweredExchanges.compactMap { exchange in
             guard let request = exchange.requestStart, let close = facts.responderClose(after: request),
-                facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
+                !facts.originatorClosedFirst
             else { return nil }
             let delta = close.mark.packet.time - request
             let (code, score, summary) =
@@ -92,13 +94,80 @@ struct UpstreamHungUpRule: DiagnosisRule {
     }
 }
 
+/// The upstream stopped sending in the middle of a response, and the gateway, not the
+/// upstream, ended the connection: a stall the gateway timed out (nginx "upstream timed out
+/// … while reading upstream"). The silence is measured from the last new byte the upstream
+/// sent. A close that follows the upstream's last byte too closely for any timeout is the
+/// client walking away mid-transfer. A flow that went quiet while the capture went on (it
+/// left the table idle) stalled too, unless the capture itself ended during the silence.
+struct ResponseStalledRule: DiagnosisRule {
+    static let id = "response_stalled"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        guard !facts.oneSided, let exchanges = facts.exchanges else { return [] }
+        return exchanges.compactMap { exchange in
+            // Without the request's method the response's framing is unknown (a HEAD response
+            // has headers only), so a missing body proves nothing.
+            guard let first = exchange.firstResponseByte, exchange.responseComplete == nil, exchange.method != nil,
+                exchange.problem.map({ ["response_cut_short", "request_without_response"].contains($0.code) }) ?? true,
+                exchange.index == exchanges.last?.index || exchanges.last.map({ $0.firstResponseByte == nil }) == true
+            else { return nil }
+            // The upstream's last new byte; not earlier than the response's first.
+            let lastByte = max(facts.resp.lastNewPayload?.time ?? first, first)
+            let lastFrame = facts.resp.lastNewPayload.map { $0.time >= first ? $0 : PacketRef(frame: exchange.responseFrame ?? 0, time: first) }
+            var evidence = facts.requestEvidence(exchange)
+            if let frame = exchange.responseFrame {
+                evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "HTTP \(exchange.status.map(String.init) ?? "response") begins", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            if let lastFrame, lastFrame.frame != exchange.responseFrame {
+                evidence.append(Evidence(lastFrame, .responder, "last byte from the upstream", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            let received = exchange.declaredBodyBytes.map { "\(exchange.deliveredBodyBytes) of \($0) body bytes" } ?? "\(exchange.deliveredBodyBytes) body bytes"
+            if facts.originatorClosedFirst, let close = facts.originatorClose, close.mark.packet.time >= first {
+                let silence = close.mark.packet.time - lastByte
+                evidence.append(facts.closeEvidence(close, .originator, request: exchange.requestStart))
+                guard silence >= ResponseTimeoutRule.minimumTimeout else {
+                    return finding(
+                        "closed_by_client_mid_response", proxyStatus: nil, .low, .timeout, score: 10, at: close.mark.packet.time,
+                        "the originator closed (\(close.byRST ? "RST" : "FIN")) while the response to \(Phrase.request(exchange)) was still arriving (\(received), last byte \(Phrase.duration(silence)) before): the client stopped the transfer, not a timeout",
+                        evidence: evidence
+                    ).about(exchange).measured { $0.waited = silence; $0.status = exchange.status }
+                }
+                // Bytes the capture missed in this response: the upstream may have said more.
+                let missed = facts.resp.ackedUnseenBytes + facts.resp.missingBytes
+                let caveat = missed > 0 ? "; the capture also missed \(missed) bytes of the upstream's side, so part of the silence may be capture loss" : ""
+                var result = finding(
+                    "response_stalled", proxyStatus: "http_response_timeout", missed > 0 ? .medium : .high, .timeout,
+                    score: missed > 0 ? 60 : 100, at: close.mark.packet.time,
+                    "\(facts.responder) stopped sending in the middle of the response to \(Phrase.request(exchange)) (\(received)); after \(Phrase.duration(silence)) of silence the gateway gave up with \(close.byRST ? "RST" : "FIN") (its read timeout)\(caveat)",
+                    evidence: evidence
+                ).about(exchange).measured { $0.waited = silence; $0.status = exchange.status; $0.missingBytes = exchange.declaredBodyBytes.map { $0 - exchange.deliveredBodyBytes } }
+                result.reason = "mid_response"
+                return result
+            }
+            // Nobody closed, the capture went on, and the flow left the table idle.
+            guard facts.originatorClose == nil, facts.responderClose == nil, facts.end == .idleTimeout || facts.end == .evicted else { return nil }
+            let silence = facts.last.time - lastByte
+            guard silence >= ResponseTimeoutRule.minimumTimeout else { return nil }
+            var result = finding(
+                "response_stalled", proxyStatus: "http_response_timeout", .medium, .timeout, score: 60, at: facts.last.time,
+                "\(facts.responder) stopped sending in the middle of the response to \(Phrase.request(exchange)) (\(received)); no byte for \(Phrase.duration(silence)) while the capture went on, and nobody closed the connection",
+                evidence: evidence
+            ).about(exchange).measured { $0.waited = silence; $0.status = exchange.status }
+            result.reason = "mid_response"
+            return result
+        }
+    }
+}
+
 /// The response started but ended early: FIN or RST before the framing said it was complete.
 struct ResponseCutShortRule: DiagnosisRule {
     static let id = "response_cut_short"
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         (facts.exchanges ?? []).compactMap { exchange in
-            guard let problem = exchange.problem, problem.code == "response_cut_short" else { return nil }
+            // A response to a request that could not be parsed may be a HEAD response (no body).
+            guard let problem = exchange.problem, problem.code == "response_cut_short", exchange.method != nil else { return nil }
             let close = facts.responderClose
             var evidence = facts.requestEvidence(exchange)
             if let frame = exchange.responseFrame, let first = exchange.firstResponseByte {
@@ -145,20 +214,34 @@ struct InvalidResponseRule: DiagnosisRule {
             if let frame = exchange.responseFrame {
                 evidence.append(Evidence(PacketRef(frame: frame, time: time), .responder, problem.code.replacingUnderscores, flowStart: facts.first.time, request: exchange.requestStart))
             }
-            // Picked up mid-stream (no SYN seen): the first bytes may be the middle of a message.
-            if facts.syn == nil && exchange.index == 0 && problem.code == "not_http" {
+            // No request was seen for these bytes: the capture joined mid-stream, or the server
+            // spoke first. Nothing tells what they answer, so they are not judged.
+            if exchange.requestStart == nil && (facts.syn == nil || exchange.index == 0) {
                 return finding(
                     "unparsed_mid_stream", proxyStatus: nil, .info, .invalidResponse, score: 0, at: time,
-                    "the capture joined this connection mid-stream; \(facts.responder)'s first bytes are not a message start (\(problem.detail))",
+                    "\(facts.responder) sent bytes that are no HTTP/1 message start with no request seen for them (\(problem.detail)): the capture joined mid-stream or the server spoke first",
                     evidence: evidence
                 ).about(exchange)
             }
             // Bytes after a complete response, with no request for them: the previous response
             // sent more than its framing said (nginx: "upstream sent more data than specified").
+            // Only after a real HTTP/1 request: an HTTP/0.9 exchange has no framing to exceed.
             if exchange.requestStart == nil && exchange.index > 0 {
+                guard (facts.exchanges ?? []).contains(where: { $0.index < exchange.index && $0.method != nil }) else { return nil }
                 return finding(
                     "unexpected_response_data", proxyStatus: "http_protocol_error", .medium, .invalidResponse, score: 50,
                     at: time, "\(facts.responder) sent bytes after a complete response, with no request for them (\(problem.detail))",
+                    evidence: evidence
+                ).about(exchange)
+            }
+            // The request was never read as HTTP/1 (no version: HTTP/0.9, or junk): a reply
+            // without a status line is the right answer to it, and no gateway sends such a
+            // request upstream. A request cut by the capture still was HTTP/1 only if its method
+            // was seen; without it, say nothing.
+            guard exchange.method != nil else {
+                return finding(
+                    "http09_exchange", proxyStatus: nil, .info, .invalidResponse, score: 0, at: time,
+                    "\(facts.responder) answered a request that is not HTTP/1.x (no version: HTTP/0.9, or unparsed) without a status line (\(problem.detail)); not a gateway's upstream exchange",
                     evidence: evidence
                 ).about(exchange)
             }
@@ -219,11 +302,16 @@ struct ResponseTimeoutRule: DiagnosisRule {
         guard let close = facts.originatorClose, !facts.oneSided else { return [] }
         return (facts.exchanges ?? []).compactMap { exchange in
             if exchange.requestStart == nil { return lostRequest(exchange, close, facts) }
+            // The gateway acknowledged response bytes the capture never saw: the answer came.
+            guard facts.resp.ackedUnseenBytes == 0 else { return nil }
             guard let request = exchange.requestStart, exchange.method != nil, close.mark.packet.time > request,
                 exchange.firstResponseByte.map({ $0 > close.mark.packet.time }) ?? true,
-                facts.responderClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true
+                facts.originatorClosedFirst
             else { return nil }
-            let waited = close.mark.packet.time - request
+            // Silence from the last byte the upstream sent after the request (a 100 Continue,
+            // say), else from the request.
+            let lastHeard = max(request, exchange.firstResponseByte == nil ? (facts.resp.lastNewPayload?.time ?? request) : request)
+            let waited = close.mark.packet.time - lastHeard
             var evidence = facts.requestEvidence(exchange) + [facts.closeEvidence(close, .originator, request: request)]
             // Gateways wait at least about a second; closing sooner is a client half-closing
             // after its request or aborting, not a read timeout.
@@ -278,10 +366,15 @@ struct UnansweredRequestRule: DiagnosisRule {
             guard let request = exchange.requestStart else { return nil }
             let waited = facts.last.time - request
             let overdue = waited >= options.readTimeout
+            // The capture ending sooner than a gateway would time out proves nothing yet; a
+            // flow that went quiet while the capture went on (idle timeout) does.
+            let severity: Severity = overdue ? .high : facts.end == .endOfCapture ? .low : .medium
             return finding(
-                "request_unanswered", proxyStatus: overdue ? "http_response_timeout" : nil, overdue ? .high : .medium, .timeout,
-                score: overdue ? 90 : 50, at: facts.last.time,
-                "\(Phrase.request(exchange)) to \(facts.responder) had no response \(Phrase.duration(waited)) later, when the \(facts.end == .endOfCapture ? "capture" : "flow") ended",
+                "request_unanswered", proxyStatus: overdue ? "http_response_timeout" : nil, severity, .timeout,
+                score: overdue ? 90 : severity == .low ? 20 : 50, at: facts.last.time,
+                facts.end == .endOfCapture
+                    ? "\(Phrase.request(exchange)) to \(facts.responder) had no response \(Phrase.duration(waited)) later, when the capture ended"
+                    : "\(Phrase.request(exchange)) to \(facts.responder) had no response; nothing more was seen on the connection until it left the table (\(facts.end?.rawValue ?? "ended"))",
                 evidence: facts.requestEvidence(exchange)
             ).about(exchange).measured { $0.waited = waited }
         }

@@ -45,6 +45,9 @@ public struct HTTPExchange: Sendable, Equatable {
     public var chunked = false
     public var deliveredBodyBytes: Int64 = 0
     public var problem: HTTPProblem?
+    /// The request began but its head was lost to the capture (a short snapshot length, or a
+    /// gap): a request all the same, its method and target unknown.
+    public var requestCut = false
 
     public init(index: Int) { self.index = index }
 }
@@ -68,12 +71,29 @@ public struct HTTPConnection: Sendable {
     /// The stream stopped being HTTP (CONNECT or Upgrade).
     public private(set) var tunnelled = false
 
+    /// Bytes each side sent through the tunnel.
+    public var tunnelledBytes: (client: Int64, server: Int64) { (requestParser.tunnelledBytes, responseParser.tunnelledBytes) }
+
+    /// What the tunnel carries, told by its first client bytes: `tls` (a TLS handshake record),
+    /// `http2` (the HTTP/2 connection preface, as after `Upgrade: h2c`), else nil.
+    public var tunnelCarries: String? {
+        let prefix = requestParser.tunnelPrefix
+        if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return "tls" }
+        if prefix.starts(with: Array("PRI * HTTP/2".utf8.prefix(prefix.count))) && prefix.count >= 6 { return "http2" }
+        return nil
+    }
+
     var requestParser = HTTPMessageParser(role: .request)
     var responseParser = HTTPMessageParser(role: .response)
     var pending: [HTTPExchange] = []
     /// The response being parsed before any request was seen.
     var orphan: HTTPExchange?
     var lastCompletion: Timestamp?
+    /// The last packet that brought the server's bytes (or a gap in them): where a response
+    /// cut by the capture ended, as far as the capture can tell.
+    var lastServerActivity: Timestamp?
+    /// The last response ended in a capture gap, so `lastCompletion` does not say when it ended.
+    var lastResponseCut = false
     var nextIndex = 0
     /// How the client side closed, if it did (a gateway giving up closes or resets).
     var clientClose: CloseKind?
@@ -82,11 +102,13 @@ public struct HTTPConnection: Sendable {
 
     /// Feeds in-order bytes from one side.
     public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
+        if side == .server { lastServerActivity = packet.time }
         withParser(side, packet: packet) { parser, event in parser.feed(bytes, event) }
     }
 
     /// Bytes missing from the capture on one side.
     public mutating func gap(_ length: Int64, from side: StreamSide, packet: PacketRef) {
+        if side == .server { lastServerActivity = packet.time }
         _ = withParser(side, packet: packet) { parser, event in parser.gap(length, event) }
     }
 
@@ -161,7 +183,10 @@ public struct HTTPConnection: Sendable {
             nextIndex += 1
             exchange.requestFrame = packet.frame
             exchange.requestStart = packet.time
-            if exchange.index > 0, let lastCompletion { exchange.idleBefore = packet.time - lastCompletion }
+            // After a response the capture cut, its end is the server's last packet before this.
+            let since = lastResponseCut ? lastServerActivity : lastCompletion
+            if exchange.index > 0, pending.isEmpty, let since, packet.time >= since { exchange.idleBefore = packet.time - since }
+            else if exchange.index > 0, let lastCompletion { exchange.idleBefore = packet.time - lastCompletion }
             pending.append(exchange)
         case .head(let head):
             guard var exchange = pending.last else { return }
@@ -188,7 +213,10 @@ public struct HTTPConnection: Sendable {
         case .lostSync:
             if var exchange = pending.last, exchange.requestComplete == nil {
                 exchange.problem = exchange.problem ?? gapProblem
+                if exchange.method == nil { exchange.requestCut = true }
                 pending[pending.count - 1] = exchange
+                // Its response cannot be framed without the method (HEAD): expect one anyway.
+                if exchange.method == nil { responseParser.expectResponse(toMethod: "") }
             }
         }
     }
@@ -256,6 +284,15 @@ public struct HTTPConnection: Sendable {
             if let exchange = pending.first ?? orphan { finishFirst(exchange) }
         case .tunnel:
             tunnelled = true
+            requestParser.enterTunnel()
+            // Client bytes that arrived before the answer and were read as a request belong
+            // to the tunnel: no exchange is invented from them.
+            pending.removeAll { $0.method == nil && $0.firstResponseByte == nil }
+            // A 101's head is the whole response: it is complete.
+            if var exchange = pending.first, exchange.status == 101, exchange.responseComplete == nil {
+                exchange.responseComplete = packet.time
+                finishFirst(exchange)
+            }
         case .lostSync:
             guard var exchange = pending.first ?? orphan else { return }
             exchange.problem = exchange.problem ?? gapProblem
@@ -280,6 +317,7 @@ public struct HTTPConnection: Sendable {
     private mutating func finishFirst(_ exchange: HTTPExchange) {
         if !pending.isEmpty { pending.removeFirst() } else { orphan = nil }
         lastCompletion = exchange.responseComplete ?? lastCompletion
+        lastResponseCut = exchange.responseComplete == nil && exchange.problem?.code == "capture_gap"
         keep(exchange)
     }
 

@@ -52,6 +52,10 @@ public struct HTTPMessageParser: Sendable {
     var bodyBytes: Int64 = 0
     /// Request methods awaiting a response, oldest first (response parsers only).
     var pendingMethods: [String] = []
+    /// Bytes that went through after the stream became a tunnel (CONNECT, 101), and the
+    /// first of them, to tell what the tunnel carries (TLS, HTTP/2).
+    public private(set) var tunnelledBytes: Int64 = 0
+    public private(set) var tunnelPrefix: [UInt8] = []
 
     /// An empty parser to swap in while the real one runs.
     static let placeholder = HTTPMessageParser(role: .request)
@@ -65,6 +69,12 @@ public struct HTTPMessageParser: Sendable {
     /// response is framed right (HEAD and CONNECT; RFC 9112 §6.3).
     public mutating func expectResponse(toMethod method: String) {
         if pendingMethods.count < 1024 { pendingMethods.append(method) }
+    }
+
+    /// The other direction became a tunnel (a 2xx to CONNECT, 101 Switching Protocols): this
+    /// one carries tunnelled bytes from now on too.
+    public mutating func enterTunnel() {
+        if state != .tunnel { state = .tunnel }
     }
 
     /// Whether the parser is between messages.
@@ -93,7 +103,15 @@ public struct HTTPMessageParser: Sendable {
         }
         while index < count {
             switch state {
-            case .failed, .tunnel, .resync:
+            case .tunnel:
+                // Not HTTP/1 any more: counted, never parsed (no exchange is made of it).
+                tunnelledBytes += Int64(count - index)
+                while tunnelPrefix.count < 16 && index < count {
+                    tunnelPrefix.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self))
+                    index += 1
+                }
+                return
+            case .failed, .resync:
                 return
             case .idle:
                 // Between messages, stray CRLFs are skipped (RFC 9112 §2.2).
@@ -227,7 +245,10 @@ public struct HTTPMessageParser: Sendable {
             bodyBytes += length
             state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
             return true
-        case .untilClose, .tunnel, .failed, .resync:
+        case .tunnel:
+            tunnelledBytes += length
+            return true
+        case .untilClose, .failed, .resync:
             return true
         case .idle:
             state = .resync

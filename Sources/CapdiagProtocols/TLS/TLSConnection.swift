@@ -57,6 +57,17 @@ public struct TLSConnection: Sendable {
     public private(set) var clientEncryptedRecords = 0
     public private(set) var serverEncryptedRecords = 0
     public private(set) var alerts: [TLSAlert] = []
+    /// The packet that completed the server's first flight, after which it was the client's
+    /// turn: ServerHelloDone (TLS 1.2 full handshake), the server's ChangeCipherSpec (TLS 1.2
+    /// resumption), or the first encrypted record after a TLS 1.3 ServerHello.
+    public private(set) var serverFlightComplete: PacketRef?
+    /// The client's Finished: its ChangeCipherSpec (TLS 1.2; Finished follows it encrypted) or
+    /// its first encrypted record (TLS 1.3).
+    public private(set) var clientFinished: PacketRef?
+    /// TLS 1.3: the client's first encrypted record after its Finished, and that record's
+    /// length. An alert is 19 bytes there (2 bytes, the inner type, a 16-byte AEAD tag); any
+    /// request is longer.
+    public private(set) var clientRecordAfterFinished: (packet: PacketRef, length: Int)?
     /// The server answered with plain HTTP (the port does not speak TLS).
     public private(set) var plaintextHTTPReply: PacketRef?
     /// Why a direction stopped being parsed (not TLS, bad record).
@@ -80,12 +91,38 @@ public struct TLSConnection: Sendable {
         return clientChangeCipherSpec != nil && serverChangeCipherSpec != nil
     }
 
-    /// TLS 1.2 and earlier: the handshake completed, then the client sent an alert and no
-    /// application data — how a client rejecting the server's certificate after the handshake
-    /// (nginx with `proxy_ssl_verify`) looks on the wire.
-    public var alertAfterHandshakeWithoutData: Bool {
-        guard handshakeCompleted, (serverHello?.version ?? 0) < 0x0304, firstClientApplicationData == nil else { return false }
-        return alerts.contains { $0.side == .client && $0.encrypted }
+    /// The longest TLS 1.3 record that can only be an alert: 2 alert bytes, the inner content
+    /// type and a 16-byte tag, with a little room for padding.
+    public static let longestEncryptedAlert = 24
+
+    /// The handshake completed, then the client sent an alert and no application data — how a
+    /// client rejecting the server's certificate after the handshake (nginx verifies with
+    /// `proxy_ssl_verify` only then) looks on the wire, and also how a client closes a spare
+    /// connection it never used (close_notify): the timing tells them apart (see the rule).
+    /// TLS 1.3 hides the alert inside an application-data record: one short record after the
+    /// client's Finished and nothing more.
+    public var alertAfterHandshakeWithoutData: Bool { clientAlertAfterHandshake != nil }
+
+    /// The packet of that alert.
+    public var clientAlertAfterHandshake: PacketRef? {
+        guard handshakeCompleted, let serverHello else { return nil }
+        if serverHello.version >= 0x0304 {
+            guard clientEncryptedRecords == 2, let record = clientRecordAfterFinished,
+                record.length <= Self.longestEncryptedAlert
+            else { return nil }
+            return record.packet
+        }
+        guard firstClientApplicationData == nil else { return nil }
+        return alerts.first { $0.side == .client && $0.encrypted }?.packet
+    }
+
+    /// When the handshake was over for the client: TLS 1.2, the later of both Finished
+    /// flights; TLS 1.3, the client's Finished.
+    public var handshakeDone: PacketRef? {
+        guard handshakeCompleted, let clientFinished else { return nil }
+        if (serverHello?.version ?? 0) >= 0x0304 { return clientFinished }
+        guard let serverChangeCipherSpec else { return clientFinished }
+        return serverChangeCipherSpec.time > clientFinished.time ? serverChangeCipherSpec : clientFinished
     }
 
     /// Worth an engineer's look: an alert other than close_notify, an answer that is not TLS,
@@ -122,12 +159,12 @@ public struct TLSConnection: Sendable {
             }
         case .badRecord(let reason):
             if side == .client { clientViolation = reason } else { serverViolation = reason }
-        case .record(let type, let body):
-            record(type: type, body: body, from: side, packet: packet)
+        case .record(let type, let body, let length):
+            record(type: type, body: body, length: length, from: side, packet: packet)
         }
     }
 
-    private mutating func record(type: UInt8, body: [UInt8], from side: StreamSide, packet: PacketRef) {
+    private mutating func record(type: UInt8, body: [UInt8], length: Int, from side: StreamSide, packet: PacketRef) {
         let tls13 = (serverHello?.version ?? 0) >= 0x0304
         let encrypted = side == .client ? (clientChangeCipherSpec != nil && !tls13) : (serverChangeCipherSpec != nil && !tls13)
         switch type {
@@ -135,8 +172,11 @@ public struct TLSConnection: Sendable {
             // In TLS 1.3 a ChangeCipherSpec is only middlebox compatibility (RFC 8446 §D.4).
             if side == .client {
                 if clientChangeCipherSpec == nil { clientChangeCipherSpec = packet }
+                if !tls13 && clientFinished == nil { clientFinished = packet }
             } else if serverChangeCipherSpec == nil {
                 serverChangeCipherSpec = packet
+                // A resumed TLS 1.2 session: the server's flight ends with its Finished.
+                if !tls13 && serverHello != nil && serverFlightComplete == nil { serverFlightComplete = packet }
             }
         case 21:
             guard alerts.count < 8 else { return }
@@ -147,10 +187,13 @@ public struct TLSConnection: Sendable {
             }
         case 22 where !encrypted:
             if side == .client && clientHelloPacket == nil { clientHelloPacket = packet }
-            handshake(body, from: side)
+            handshake(body, from: side, packet: packet)
         case 23:
             if tls13 {
                 if side == .client { clientEncryptedRecords += 1 } else { serverEncryptedRecords += 1 }
+                if side == .server && serverFlightComplete == nil { serverFlightComplete = packet }
+                if side == .client && clientEncryptedRecords == 1 { clientFinished = packet }
+                if side == .client && clientEncryptedRecords == 2 { clientRecordAfterFinished = (packet, length) }
                 // The first records of TLS 1.3 are handshake messages inside application_data;
                 // count application data from the client's second record on.
                 if side == .client && clientEncryptedRecords >= 2 && firstClientApplicationData == nil {
@@ -171,7 +214,7 @@ public struct TLSConnection: Sendable {
 
     /// Handshake messages in one record (RFC 8446 §4: type, 24-bit length, body). Messages
     /// split over records are joined by the record reader's handshake buffer.
-    private mutating func handshake(_ body: [UInt8], from side: StreamSide) {
+    private mutating func handshake(_ body: [UInt8], from side: StreamSide, packet: PacketRef) {
         var buffer = side == .client ? clientHandshake : serverHandshake
         buffer.append(contentsOf: body.prefix(max(0, Self.maximumHandshakeBuffer - buffer.count)))
         var offset = 0
@@ -182,6 +225,7 @@ public struct TLSConnection: Sendable {
             switch buffer[offset] {
             case 1 where side == .client && clientHello == nil: clientHello = parseClientHello(message)
             case 2 where side == .server && serverHello == nil: serverHello = parseServerHello(message)
+            case 14 where side == .server && serverFlightComplete == nil: serverFlightComplete = packet
             default: break
             }
             offset += 4 + length
@@ -197,13 +241,14 @@ struct RecordReader: Sendable {
     enum Event {
         case notTLS([UInt8])
         case badRecord(String)
-        case record(type: UInt8, body: [UInt8])
+        case record(type: UInt8, body: [UInt8], length: Int)
     }
 
     var header: [UInt8] = []
     var body: [UInt8] = []
     var remaining = 0
     var recordType: UInt8 = 0
+    var recordLength = 0
     var sawRecord = false
     var failed = false
 
@@ -229,11 +274,12 @@ struct RecordReader: Sendable {
                 }
                 sawRecord = true
                 recordType = header[0]
+                recordLength = length
                 remaining = length
                 body.removeAll(keepingCapacity: true)
                 if length == 0 {
                     header.removeAll(keepingCapacity: true)
-                    event(.record(type: recordType, body: []))
+                    event(.record(type: recordType, body: [], length: 0))
                 }
                 continue
             }
@@ -245,7 +291,7 @@ struct RecordReader: Sendable {
             remaining -= take
             if remaining == 0 {
                 header.removeAll(keepingCapacity: true)
-                event(.record(type: recordType, body: body))
+                event(.record(type: recordType, body: body, length: recordLength))
             }
         }
     }
