@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # capdiag's failure lab: real nginx between a client and a scripted upstream, in network
-# namespaces of its own, one scenario per gateway port. Records every scenario twice
+# namespaces of its own, one scenario per gateway port (HAProxy and tinyproxy beside nginx for a
+# few; lab-extra.sh has the scenarios that need another topology). Records every scenario twice
 # (tcpdump -i any in the gateway namespace: both legs, Linux cooked v2; and the gateway's
 # upstream-facing interface alone: Ethernet), and writes a label per scenario with what the
 # client saw and what nginx logged.
@@ -23,8 +24,9 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v editcap >/dev/null || need+=(wireshark-common)
+command -v tinyproxy >/dev/null || need+=(tinyproxy)
 if [ ${#need[@]} -gt 0 ]; then
-    # Keep Debian from starting the packaged nginx service on the host.
+    # Keep Debian from starting the packaged nginx (and tinyproxy) service on the host.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
@@ -36,6 +38,7 @@ cleanup() {
     set +e
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
     [ -f "$work/haproxy.pid" ] && kill "$(cat "$work/haproxy.pid")" 2>/dev/null
+    [ -f "$work/tinyproxy.pid" ] && kill "$(cat "$work/tinyproxy.pid")" 2>/dev/null
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
     sleep 0.5
     for ns in cdlab-client cdlab-gw cdlab-up cdlab-rtr; do ip netns del "$ns" 2>/dev/null; done
@@ -95,6 +98,18 @@ NFT
 # Certificates: the upstream's, and another CA that the gateway trusts instead (verify fails).
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=10.77.2.2 -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 2>/dev/null
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=other-ca -keyout "$work/other.key" -out "$work/other-ca.pem" -days 2 2>/dev/null
+# The lab's own CA, trusted by the gateway for tls13-name-mismatch, and two certificates it
+# signs: the upstream's on 9020 (SAN upstream.test and 10.77.2.2, not the name the gateway
+# asks for) and the gateway's own for its TLS listeners.
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=cdlab-ca -keyout "$work/lab-ca.key" -out "$work/lab-ca.pem" -days 2 2>/dev/null
+sign() {  # sign NAME CN SAN
+    openssl req -new -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$work/$1-key.pem" -out "$work/$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$3" > "$work/$1.ext"
+    openssl x509 -req -in "$work/$1.csr" -CA "$work/lab-ca.pem" -CAkey "$work/lab-ca.key" -CAcreateserial \
+        -days 2 -extfile "$work/$1.ext" -out "$work/$1-cert.pem" 2>/dev/null
+}
+sign upstream upstream.test "DNS:upstream.test,IP:10.77.2.2"
+sign gateway gateway.test "DNS:gateway.test,IP:10.77.1.1"
 
 mkdir -p "$work/logs"
 cat > "$work/nginx.conf" <<NGINX
@@ -115,10 +130,11 @@ http {
     upstream mixed { server 10.77.2.2:9018; keepalive 8; }
     upstream failover { server 10.77.2.2:9001; server 10.77.2.2:9017; }
 NGINX
-server_block() {  # server_block NAME PORT PROXY_PASS [EXTRA]
+server_block() {  # server_block NAME PORT PROXY_PASS [EXTRA] [LISTEN_OPTIONS] [SERVER_EXTRA]
     cat >> "$work/nginx.conf" <<NGINX
     server {
-        listen 10.77.1.1:$2;
+        listen 10.77.1.1:$2${5:+ $5};${6:+
+        $6}
         error_log $work/logs/$1.error.log info;
         access_log $work/logs/$1.access.log lab;
         location / { proxy_pass $3; ${4:-} }
@@ -145,6 +161,18 @@ server_block upstream-503 8016 http://10.77.2.2:9016
 server_block failover 8017 http://failover
 server_block mixed 8018 http://mixed 'proxy_http_version 1.1; proxy_set_header Connection "";'
 server_block listen-queue-full 8019 http://10.77.2.2:9019
+tls13="proxy_ssl_verify on; proxy_ssl_protocols TLSv1.3;"
+server_block tls13-untrusted 8020 https://10.77.2.2:9013 "$tls13 proxy_ssl_trusted_certificate $work/other-ca.pem;"
+server_block tls13-name-mismatch 8021 https://10.77.2.2:9020 \
+    "$tls13 proxy_ssl_trusted_certificate $work/lab-ca.pem; proxy_ssl_name wrong.example; proxy_ssl_server_name on;"
+# TLS listeners for the spare-connection client (the gateway terminates TLS, plain HTTP upstream).
+gw_tls="ssl_certificate $work/gateway-cert.pem; ssl_certificate_key $work/gateway-key.pem;"
+server_block tls-spare-connections 8022 http://10.77.2.2:9000 "" ssl "$gw_tls ssl_protocols TLSv1.2;"
+server_block tls13-spare-connections 8023 http://10.77.2.2:9000 "" ssl "$gw_tls ssl_protocols TLSv1.3;"
+server_block stall-mid-response 8024 http://10.77.2.2:9021 "proxy_read_timeout 1s;"
+# 8025: tinyproxy (connect-tunnel). Failing scenarios again, recorded with tcpdump -s 96:
+server_block snaplen96-reset 8026 http://10.77.2.2:9004
+server_block snaplen96-cut-fin 8027 http://10.77.2.2:9009
 echo "}" >> "$work/nginx.conf"
 
 # HAProxy beside nginx, for the scenarios where it behaves differently (it answers a refused
@@ -176,21 +204,76 @@ haproxy_pair haproxy-fin-without-answer 8505 9005
 haproxy_pair haproxy-slow-upstream 8511 9011 "timeout server 1s"
 haproxy_pair haproxy-keepalive-race 8512 9012 "http-reuse always"
 
+# tinyproxy as a forward proxy (CONNECT tunnels to the upstream's TLS and plain ports). It runs
+# as nobody in the foreground and, without a LogFile, logs to its standard output.
+cat > "$work/tinyproxy.conf" <<TINYPROXY
+User nobody
+Group nogroup
+Port 8025
+Listen 10.77.1.1
+Timeout 10
+LogLevel Info
+MaxClients 20
+Allow 10.77.1.0/24
+ConnectPort 9013
+ConnectPort 9000
+DisableViaHeader Yes
+TINYPROXY
+
 ip netns exec cdlab-up python3 "$here/upstream.py" "$work" 600 &
 pids+=($!)
 ip netns exec cdlab-gw nginx -c "$work/nginx.conf" -p "$work"
 ip netns exec cdlab-gw haproxy -db -f "$work/haproxy.cfg" > "$work/logs/haproxy.log" 2>&1 &
 echo $! > "$work/haproxy.pid"
+ip netns exec cdlab-gw tinyproxy -d -c "$work/tinyproxy.conf" > "$work/logs/tinyproxy.log" 2>&1 &
+echo $! > "$work/tinyproxy.pid"
 sleep 1
 
+# Clients of the scenarios that curl alone does not make (METHOD names them: client_METHOD).
+# Each gets NAME PORT COUNT, prints one HTTP status a line, and may leave $work/extra.json
+# (what it did, for the label).
+client_spare12() { ip netns exec cdlab-client python3 "$here/spare_client.py" 10.77.1.1 "$2" 1.2 "$1" "$work/extra.json"; }
+client_spare13() { ip netns exec cdlab-client python3 "$here/spare_client.py" 10.77.1.1 "$2" 1.3 "$1" "$work/extra.json"; }
+client_download() {  # GETs that keep what curl received: a cut body still says 200
+    local i r rc downloads=()
+    for i in $(seq "$3"); do
+        r=$(ip netns exec cdlab-client curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 10 \
+            "http://10.77.1.1:$2/$1/$i") && rc=0 || rc=$?
+        echo "${r% *}"
+        downloads+=("{\"status\": \"${r% *}\", \"body_bytes\": ${r#* }, \"curl_exit\": $rc}")
+        sleep 0.2
+    done
+    (IFS=,; echo "{\"client_downloads\": [${downloads[*]}]}") > "$work/extra.json"
+}
+client_tunnel() {  # COUNT requests through tinyproxy's CONNECT to TLS, then COUNT of plain HTTP
+    local i r rc tunnels=()
+    for i in $(seq "$3"); do
+        r=$(ip netns exec cdlab-client curl -s -o /dev/null -k -w '%{http_connect} %{http_code}' --max-time 10 \
+            -x "http://10.77.1.1:$2" "https://10.77.2.2:9013/$1/$i") && rc=0 || rc=$?
+        echo "${r#* }"
+        tunnels+=("{\"target\": \"https://10.77.2.2:9013/$1/$i\", \"connect_status\": \"${r% *}\", \"status\": \"${r#* }\", \"curl_exit\": $rc}")
+        sleep 0.2
+    done
+    for i in $(seq $(($3 + 1)) $(($3 * 2))); do
+        r=$(ip netns exec cdlab-client curl -s -o /dev/null -p -w '%{http_connect} %{http_code}' --max-time 10 \
+            -x "http://10.77.1.1:$2" "http://10.77.2.2:9000/$1/$i") && rc=0 || rc=$?
+        echo "${r#* }"
+        tunnels+=("{\"target\": \"http://10.77.2.2:9000/$1/$i\", \"connect_status\": \"${r% *}\", \"status\": \"${r#* }\", \"curl_exit\": $rc}")
+        sleep 0.2
+    done
+    (IFS=,; echo "{\"client_tunnels\": [${tunnels[*]}]}") > "$work/extra.json"
+}
+
 # scenario NAME PORT CAUSE COUNT INTERVAL METHOD: records one scenario and writes its label.
+# SNAPLEN=N in its environment records both captures with tcpdump -s N.
 scenario() {
-    local name=$1 port=$2 cause=$3 count=$4 interval=$5 method=$6
+    local name=$1 port=$2 cause=$3 count=$4 interval=$5 method=$6 snap=${SNAPLEN:-262144}
     echo "lab: $name"
-    ip netns exec cdlab-gw tcpdump -i any --immediate-mode -U -s 262144 -c 20000 -w "$out/$name.any.pcap" \
+    rm -f "$work/extra.json" "$work/snap.json"
+    ip netns exec cdlab-gw tcpdump -i any --immediate-mode -U -B 32768 -s "$snap" -c 20000 -w "$out/$name.any.pcap" \
         "tcp port $port or host 10.77.2.2 or host 10.77.9.9 or icmp" 2>"$work/any.log" &
     local any=$!
-    ip netns exec cdlab-gw tcpdump -i gw-up --immediate-mode -U -s 262144 -c 20000 -w "$out/$name.upstream.pcap" \
+    ip netns exec cdlab-gw tcpdump -i gw-up --immediate-mode -U -B 32768 -s "$snap" -c 20000 -w "$out/$name.upstream.pcap" \
         "host 10.77.2.2" 2>"$work/up.log" &
     local up=$!
     pids+=($any $up)
@@ -207,6 +290,8 @@ scenario() {
         done
         wait "${curls[@]}" 2>/dev/null || true
         for i in $(seq "$count"); do statuses+=("$(cat "$work/status.$i")"); done
+    elif declare -F "client_$method" >/dev/null; then
+        mapfile -t statuses < <("client_$method" "$name" "$port" "$count")
     else
         for i in $(seq "$count"); do
             local args=(-s -o /dev/null -w '%{http_code}' --max-time 10 "http://10.77.1.1:$port/$name/$i")
@@ -218,7 +303,11 @@ scenario() {
     sleep 1.5
     kill -INT "$any" "$up" 2>/dev/null || true
     wait "$any" "$up" 2>/dev/null || true
-    python3 "$here/label.py" "$name" "$port" "$cause" "$work/logs" "$out" "${statuses[@]}"
+    grep -h "dropped by kernel" "$work/any.log" "$work/up.log" | sed "s/^/lab: $name: tcpdump: /" || true
+    local extras=""
+    [ -f "$work/extra.json" ] && extras="$work/extra.json"
+    if [ -n "${SNAPLEN:-}" ]; then echo "{\"snap_length\": $snap}" > "$work/snap.json"; extras="$extras:$work/snap.json"; fi
+    CAPDIAG_LAB_EXTRA="$extras" python3 "$here/label.py" "$name" "$port" "$cause" "$work/logs" "$out" "${statuses[@]}"
 }
 
 selected=("$@")
@@ -248,6 +337,14 @@ run haproxy-reset-after-request && scenario haproxy-reset-after-request 8504 ups
 run haproxy-fin-without-answer && scenario haproxy-fin-without-answer 8505 upstream_closed_before_response 2 0.2 GET
 run haproxy-slow-upstream && scenario haproxy-slow-upstream 8511 response_timeout 2 0.2 GET
 run haproxy-keepalive-race && scenario haproxy-keepalive-race 8512 keepalive_race 30 1.05 POST
+run tls13-untrusted && scenario tls13-untrusted 8020 tls_certificate_error 2 0.2 GET
+run tls13-name-mismatch && scenario tls13-name-mismatch 8021 tls_certificate_error 2 0.2 GET
+run tls-spare-connections && scenario tls-spare-connections 8022 healthy 0 0 spare12
+run tls13-spare-connections && scenario tls13-spare-connections 8023 healthy 0 0 spare13
+run stall-mid-response && scenario stall-mid-response 8024 response_stalled 2 0 download
+run connect-tunnel && CAPDIAG_LAB_GATEWAY=tinyproxy scenario connect-tunnel 8025 healthy 2 0 tunnel
+run snaplen96-reset && SNAPLEN=96 scenario snaplen96-reset 8026 upstream_reset_after_request 3 0.2 GET
+run snaplen96-cut-fin && SNAPLEN=96 scenario snaplen96-cut-fin 8027 response_cut_short_fin 2 0.2 GET
 # One capture as pcapng too.
 if [ -f "$out/healthy.any.pcap" ]; then editcap -F pcapng "$out/healthy.any.pcap" "$out/healthy.any.pcapng"; fi
 echo "lab: done, captures and labels in $out"

@@ -108,6 +108,31 @@ def tls_server(conn):
     except (ssl.SSLError, OSError):
         pass
 
+def tls_with(cert, key):
+    # TLS with another certificate (lab.sh signs it with its own CA, for a SAN to check).
+    def handler(conn):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{work}/{cert}", f"{work}/{key}")
+        try:
+            tls = ctx.wrap_socket(conn, server_side=True)
+            keep_serving(tls, lambda c, h: c.sendall(ok()) or True)
+        except (ssl.SSLError, OSError):
+            pass
+    return handler
+
+def stall_mid_response(conn):
+    # Status line, headers (Content-Length: 100000) and a fifth of the body, then silence
+    # without closing, as a stuck upstream. It closes only once the gateway has closed, or
+    # after 4 s.
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n" + b"x" * 20000)
+    conn.settimeout(4)
+    try:
+        while conn.recv(65536):
+            pass
+    except (socket.timeout, OSError):
+        pass
+
 def plain_on_tls_port(conn):
     try:
         conn.recv(65536)
@@ -119,6 +144,7 @@ HANDLERS = {
     9000: healthy, 9004: reset_after_request, 9005: fin_without_answer, 9006: garbage, 9007: invalid_header,
     9008: big_headers, 9009: cut(False), 9010: cut(True), 9011: slow, 9012: keepalive_short_idle,
     9013: tls_server, 9014: plain_on_tls_port, 9015: hang, 9016: own_503, 9017: healthy, 9018: mixed,
+    9020: tls_with("upstream-cert.pem", "upstream-key.pem"), 9021: stall_mid_response,
 }
 
 def never_accept(port):
