@@ -14,6 +14,8 @@ public struct Attempt: Sendable, Equatable {
     /// The response's first byte or, without one, the flow's end.
     public var answered: Timestamp?
     public var end: Timestamp
+    /// When the failure showed on the wire (its verdict's time); the end without one.
+    public var failedAt: Timestamp
     public var lastFrame: Int
     public var method: String?
     public var target: String?
@@ -42,7 +44,7 @@ extension Attempt {
         }
         let base = Attempt(
             flow: facts.id, originator: facts.originator, responder: facts.responder, start: facts.syn ?? facts.first,
-            answered: nil, end: facts.last.time, lastFrame: facts.last.frame)
+            answered: nil, end: facts.last.time, failedAt: facts.last.time, lastFrame: facts.last.frame)
         let exchanges = (facts.exchanges ?? []).filter { $0.requestStart != nil }
         guard !exchanges.isEmpty else {
             // No request seen (none sent, or the capture lost it): the worst finding of the flow.
@@ -51,6 +53,7 @@ extension Attempt {
             attempt.code = finding?.code
             attempt.severity = finding?.severity
             attempt.summary = finding?.summary
+            if let finding { attempt.failedAt = finding.time }
             return [attempt]
         }
         return exchanges.map { exchange in
@@ -66,6 +69,7 @@ extension Attempt {
                 attempt.code = finding.code
                 attempt.severity = finding.severity
                 attempt.summary = finding.summary
+                attempt.failedAt = finding.time
             }
             return attempt
         }

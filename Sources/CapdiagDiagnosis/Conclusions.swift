@@ -16,6 +16,17 @@ public struct Conclusions: Sendable, Codable, Equatable {
     public var dnsFailures: [DNSFailure] = []
     /// The most severe verdict in the capture ("none" without any).
     public var worstSeverity: String
+
+    /// Upstreams without failures whose connections notably (≥ 5 %) needed retransmitted SYNs:
+    /// nothing failed, but each such request waited about a second.
+    public var handshakeNotes: [String] {
+        upstreams.filter { $0.causes.isEmpty }.compactMap { upstream in
+            let slow = upstream.synRetransmittedConnections
+            let answered = upstream.answeredConnections
+            guard slow > 0, answered > 0, slow * 20 >= answered else { return nil }
+            return "\(upstream.upstream): \(slow) of \(answered) connections (\(slow * 100 / answered)%) were accepted only after retransmitted SYNs, about a second of delay each."
+        }
+    }
     /// Attempts not kept for cross-flow inference because the limit was reached.
     public var attemptsNotKept = 0
     /// Flows to servers beyond the tracked maximum (50,000 servers).
@@ -46,6 +57,12 @@ public struct UpstreamConclusion: Sendable, Codable, Equatable {
     public var inferences: [Inference]
     /// One paragraph for the reader: what failed, how often, since when, and what to change.
     public var conclusion: String
+    /// Connections it accepted (SYN-ACK), and of those, how many only after retransmitted SYNs.
+    public var answeredConnections: Int = 0
+    public var synRetransmittedConnections: Int = 0
+
+    /// Never answered a connection attempt: not healthy, whatever its verdicts.
+    public var neverAnswered: Bool { answeredConnections == 0 && flows > 0 }
 }
 
 public struct Cause: Sendable, Codable, Equatable {

@@ -66,6 +66,10 @@ public struct DiagnosisCollector: Sendable {
         /// A connection to it was seen from its SYN, or it answered requests: a real server,
         /// not the guessed responder of a stray mid-stream packet.
         var confirmed = false
+        /// Connections it accepted (a SYN-ACK, or picked up mid-stream with its bytes), and of
+        /// those, how many needed retransmitted SYNs first (about a second of delay each).
+        var answered = 0
+        var slowHandshakes = 0
     }
 
     public let options: DiagnosisOptions
@@ -114,6 +118,8 @@ public struct DiagnosisCollector: Sendable {
         server.flows += 1
         server.attempts += attempts
         if !facts.rolesInferred || facts.exchanges?.isEmpty == false { server.confirmed = true }
+        if facts.synAck != nil || (facts.syn == nil && facts.resp.packets > 0) { server.answered += 1 }
+        if facts.synAck != nil && facts.synRetransmitCount > 0 { server.slowHandshakes += 1 }
         server.lastSeen = max(server.lastSeen, facts.last.time)
         for exchange in facts.exchanges ?? [] where exchange.requestStart != nil {
             server.requests += 1
@@ -350,7 +356,8 @@ public struct DiagnosisCollector: Sendable {
         return UpstreamConclusion(
             upstream: endpoint.description, flows: server.flows, requests: server.requests, failures: failures,
             failureRate: min(1, Double(failures) / Double(denominator)), causes: causes, inferences: inferences,
-            conclusion: paragraph(endpoint, server, causes, failures, inferences))
+            conclusion: paragraph(endpoint, server, causes, failures, inferences), answeredConnections: server.answered,
+            synRetransmittedConnections: server.slowHandshakes)
     }
 
     /// Upstream keep-alive timeout, gateway timeouts and retries, from what recurs across flows.
@@ -418,8 +425,11 @@ public struct DiagnosisCollector: Sendable {
             while isolated, next < byTime.count, byTime[next].start.time - attempt.start.time <= window {
                 let other = byTime[next]
                 next += 1
+                // A retry repeats the request, or (for an attempt that never carried one) is the
+                // same host's next attempt after this one failed: connections a client opened in
+                // parallel, before the failure, are not retries.
                 let same = attempt.method == nil ? other.originator.address == attempt.originator.address : other.sameRequest(as: attempt)
-                guard same, other.flow != attempt.flow else { continue }
+                guard same, other.flow != attempt.flow, attempt.method != nil || other.start.time >= attempt.failedAt else { continue }
                 tally.retried += 1
                 if other.status != nil && !other.failed && !(500...599).contains(other.status ?? 0) { tally.answered += 1 }
                 break
@@ -427,6 +437,13 @@ public struct DiagnosisCollector: Sendable {
             tallies[attempt.responder] = tally
         }
         return tallies
+    }
+
+    /// When a notable share (≥ 5 %) of connections needed retransmitted SYNs, say so: each
+    /// costs its request about a second, even though nothing failed.
+    static func slowHandshakeNote(_ slow: Int, of answered: Int) -> String {
+        guard slow > 0, answered > 0, slow * 20 >= answered else { return "" }
+        return " But \(slow) of \(answered) connection(s) (\(slow * 100 / answered)%) were accepted only after retransmitted SYNs, about a second of delay each."
     }
 
     func sharpenedFix(_ code: String, _ fix: String, _ inferences: [Inference]) -> String {
@@ -449,7 +466,11 @@ public struct DiagnosisCollector: Sendable {
 
     func paragraph(_ endpoint: Endpoint, _ server: ServerTally, _ causes: [Cause], _ failures: Int, _ inferences: [Inference]) -> String {
         guard let top = causes.first else {
+            if server.answered == 0 {
+                return "\(endpoint): never answered any of \(server.flows) connection attempt(s) (no SYN-ACK), but waited too briefly for a verdict."
+            }
             return "\(endpoint): \(server.requests) request(s) in \(server.flows) connection(s), no failures."
+                + Self.slowHandshakeNote(server.slowHandshakes, of: server.answered)
         }
         var text = "\(endpoint): \(failures) failed of \(max(server.attempts, 1)) request(s)/attempt(s) in \(server.flows) connection(s). "
         if failures == 0 {

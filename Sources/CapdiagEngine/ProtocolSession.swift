@@ -66,6 +66,9 @@ public struct ProtocolSession: FlowSession, Sendable {
     var state: ApplicationState?
     var clientClosed = false
     var serverClosed = false
+    /// The server spoke first; the client's first bytes may still say HTTP/2 (an h2c server
+    /// sends its SETTINGS before the client's preface arrives).
+    var awaitingClientFirstBytes = false
 
     public init() {}
 
@@ -86,7 +89,11 @@ public struct ProtocolSession: FlowSession, Sendable {
                         .dns(DNSStream(client: flow.originator.description, server: flow.responder.description)))
                 } else {
                     state = ApplicationState(Self.detect(payload, from: side))
+                    awaitingClientFirstBytes = side == .server && state?.other != nil
                 }
+            } else if awaitingClientFirstBytes && side == .client && dataOffset == 0 {
+                awaitingClientFirstBytes = false
+                if case .http2 = Self.detect(payload, from: .client) { state = ApplicationState(.http2) }
             }
             var sink = ApplicationSink(state: state, side: side)
             if side == .client {

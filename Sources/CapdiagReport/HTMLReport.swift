@@ -29,6 +29,7 @@ public enum HTMLReport {
         if affected.isEmpty {
             out += "<p>No failed connections or requests between gateway and upstream were seen (worst verdict: \(h(report.diagnosis?.worstSeverity ?? "none"))).</p>\n"
         }
+        for note in report.diagnosis?.handshakeNotes ?? [] { out += "<p>\(h(note))</p>\n" }
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "<p><strong>\(h(upstream.upstream))</strong>: \(h(cause.title)) (<code>\(h(cause.code))</code>), \(cause.count) time(s), "

@@ -242,6 +242,7 @@ extension HTTPProblem {
         var o = JSONObject()
         o.add("code", code)
         o.add("detail", detail)
+        if let rejectedBy { o.add("rejected_by", strings: rejectedBy) }
         return o
     }
 }

@@ -14,6 +14,7 @@ extension TextReport {
             out += "  No failed connections or requests to \(count == 1 ? "the 1 upstream" : "any of the \(count) upstreams") seen. "
             out += "Worst verdict: \(diagnosis.worstSeverity).\n"
         }
+        for note in diagnosis.handshakeNotes { out += wrap(safe(note), indent: "  ") + "\n" }
         for upstream in affected.prefix(TicketReport.upstreamLimit) {
             out += "\n" + wrap(safe(upstream.conclusion), indent: "  ") + "\n"
             for cause in upstream.causes {
@@ -29,10 +30,16 @@ extension TextReport {
         if affected.count > TicketReport.upstreamLimit {
             out += "\n  … and \(affected.count - TicketReport.upstreamLimit) more affected upstreams (see -T json)\n"
         }
-        let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty }
+        // A server that never answered a SYN is not healthy, only unjudged.
+        let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty && !$0.neverAnswered }
         if !healthy.isEmpty && !affected.isEmpty {
             out += "\n  Healthy upstreams: " + healthy.prefix(10).map(\.upstream).joined(separator: ", ")
             out += (healthy.count > 10 ? " and \(healthy.count - 10) more" : "") + "\n"
+        }
+        let silent = diagnosis.upstreams.filter { $0.causes.isEmpty && $0.neverAnswered }
+        if !silent.isEmpty {
+            out += "\n  Never answered a SYN (waited too briefly for a verdict): " + silent.prefix(10).map(\.upstream).joined(separator: ", ")
+            out += (silent.count > 10 ? " and \(silent.count - 10) more" : "") + "\n"
         }
         if !diagnosis.gateways.isEmpty {
             out += "\n  Gateway listeners (client leg): "

@@ -147,6 +147,7 @@ public enum MarkdownReport {
             out += "No failed connections or requests between gateway and upstream were seen"
             out += " (worst verdict: \(report.diagnosis?.worstSeverity ?? "none")).\n\n"
         }
+        for note in report.diagnosis?.handshakeNotes ?? [] { out += "\(own(note))\n\n" }
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "

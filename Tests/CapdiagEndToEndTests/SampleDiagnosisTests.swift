@@ -24,6 +24,15 @@ import Testing
         "lo-dns.pcap": nil,
         "lo-http-hostile.pcap": "invalid_response",
         "lo-dns-then-refused.pcap": "connection_refused",
+        // HTTP/2 (prior knowledge, Upgrade: h2c, TLS with ALPN h2): healthy, never HTTP/1 verdicts.
+        "lo-h2c-prior-knowledge.pcap": nil,
+        "lo-h2c-upgrade.pcap": nil,
+        "lo-h2-tls.pcap": nil,
+        // A custom protocol the server closes after the client's line: no HTTP verdict, and
+        // not "closed before any request" (the client did send data).
+        "lo-custom-protocol-close.pcap": nil,
+        // One SYN in five dropped once: every request answered, slower.
+        "ns-syn-retransmits.pcap": nil,
     ]
 
     @Test func everySampleIsListed() throws {

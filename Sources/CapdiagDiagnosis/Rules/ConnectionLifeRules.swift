@@ -79,7 +79,8 @@ struct IdleCloseRule: DiagnosisRule {
     static let id = "upstream_idle_close"
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
-        guard let exchanges = facts.exchanges, let last = exchanges.last, let done = last.responseComplete,
+        // Inside a tunnel the connection no longer idles between HTTP/1 exchanges.
+        guard !facts.tunnelled, let exchanges = facts.exchanges, let last = exchanges.last, let done = last.responseComplete,
             let close = facts.responderClose, close.mark.packet.time > done,
             facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true,
             exchanges.count == facts.exchangeCount

@@ -41,7 +41,9 @@ struct KeepAliveRaceRule: DiagnosisRule {
     static let id = "keepalive_race"
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
-        facts.unansweredExchanges.compactMap { exchange in
+        // Never inside a tunnel: after CONNECT or 101 nothing is an HTTP/1 reuse.
+        guard !facts.tunnelled else { return [] }
+        return facts.unansweredExchanges.compactMap { exchange in
             // Reuse after idle: the previous exchange had ended (pipelined requests are not).
             guard exchange.index > 0, exchange.idleBefore != nil, let request = exchange.requestStart,
                 let close = facts.responderClose, !facts.originatorClosedFirst
@@ -203,7 +205,7 @@ struct InvalidResponseRule: DiagnosisRule {
     static let id = "invalid_response"
     static let codes: Set<String> = [
         "not_http", "bad_status_line", "bad_header_line", "conflicting_content_length_transfer_encoding",
-        "bad_content_length", "bad_chunk_size",
+        "bad_content_length", "bad_transfer_encoding", "bad_chunk_size",
     ]
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
@@ -245,9 +247,16 @@ struct InvalidResponseRule: DiagnosisRule {
                     evidence: evidence
                 ).about(exchange)
             }
+            // Refused by both nginx 1.22 and HAProxy 2.6: high. By only one: medium, and the
+            // summary says which, since the capture does not say which gateway is in front.
+            let onlySome = problem.rejectedBy.map { names in
+                names.contains("nginx") ? "nginx 1.22 refuses it, HAProxy 2.6 passes it on" : "HAProxy 2.6 refuses it, nginx 1.22 passes it on"
+            }
             var result = finding(
-                "invalid_response", proxyStatus: "http_protocol_error", .high, .invalidResponse, score: 100, at: time,
-                "\(facts.responder) answered \(Phrase.request(exchange)) with an invalid response (\(problem.code)): \(problem.detail)",
+                "invalid_response", proxyStatus: "http_protocol_error", onlySome == nil ? .high : .medium, .invalidResponse,
+                score: onlySome == nil ? 100 : 60, at: time,
+                "\(facts.responder) answered \(Phrase.request(exchange)) with an invalid response (\(problem.code)): \(problem.detail)"
+                    + (onlySome.map { " (\($0))" } ?? ""),
                 evidence: evidence
             ).about(exchange)
             result.reason = problem.code

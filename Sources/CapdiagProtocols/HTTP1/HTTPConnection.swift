@@ -10,10 +10,14 @@ public enum StreamSide: Sendable, Equatable {
 public struct HTTPProblem: Sendable, Equatable, Codable {
     public var code: String
     public var detail: String
+    /// For a malformed response that only some gateways refuse: which ones (`nginx`,
+    /// `haproxy`). Absent when both refuse it, or for other problems.
+    public var rejectedBy: [String]?
 
-    public init(code: String, detail: String) {
+    public init(code: String, detail: String, rejectedBy: [String]? = nil) {
         self.code = code
         self.detail = detail
+        self.rejectedBy = rejectedBy
     }
 }
 
@@ -279,7 +283,10 @@ public struct HTTPConnection: Sendable {
                     exchange.firstResponseByte = packet.time
                     exchange.responseFrame = packet.frame
                 }
-                exchange.problem = HTTPProblem(code: violation.code, detail: Redaction.text(violation.detail))
+                let gateways = violation.rejectedBy
+                exchange.problem = HTTPProblem(
+                    code: violation.code, detail: Redaction.text(violation.detail),
+                    rejectedBy: gateways == .both ? nil : (gateways.contains(.nginx) ? ["nginx"] : []) + (gateways.contains(.haproxy) ? ["haproxy"] : []))
             }
             if let exchange = pending.first ?? orphan { finishFirst(exchange) }
         case .tunnel:

@@ -31,22 +31,55 @@ public struct HeaderValue: Sendable, Equatable, Codable {
     public var value: String
 }
 
+/// Which gateways refuse a malformed upstream response, as observed in the lab against
+/// nginx 1.22 and HAProxy 2.6 (`Captures/lab/framing-check.md`): both (a 502 whichever gateway
+/// is in front), or only one of them.
+public struct GatewaySet: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let nginx = GatewaySet(rawValue: 1)
+    public static let haproxy = GatewaySet(rawValue: 2)
+    public static let both: GatewaySet = [.nginx, .haproxy]
+
+    /// "nginx 1.22 and HAProxy 2.6", "HAProxy 2.6 (nginx 1.22 passes it on)", …
+    public var phrase: String {
+        switch self {
+        case .both: "nginx 1.22 and HAProxy 2.6 both refuse it"
+        case .nginx: "nginx 1.22 refuses it, HAProxy 2.6 passes it on"
+        case .haproxy: "HAProxy 2.6 refuses it, nginx 1.22 passes it on"
+        default: "no gateway tested refuses it"
+        }
+    }
+}
+
 /// Why a message was rejected: stable codes plus a detail, after Zeek's HTTP weirds and
-/// nginx's upstream errors.
+/// nginx's upstream errors. Response violations say which gateways refuse them.
 public enum HTTPViolation: Error, Sendable, Equatable {
     /// The bytes are not HTTP: a TLS record, other binary data, or text that is no start line.
-    case notHTTP(String)
-    case badStatusLine(String)
+    case notHTTP(String, rejectedBy: GatewaySet = .both)
+    case badStatusLine(String, rejectedBy: GatewaySet = .both)
     case badRequestLine(String)
     /// The header line (1-based, after the start line) is not `name: value`.
-    case badHeaderLine(line: Int, text: String)
+    case badHeaderLine(line: Int, text: String, rejectedBy: GatewaySet = .both)
     /// The header section was not finished within the limit.
     case headerSectionTooLarge(size: Int)
     case conflictingFraming(String)
-    case badContentLength(String)
+    case badContentLength(String, rejectedBy: GatewaySet = .both)
+    /// A Transfer-Encoding whose last coding is not chunked on a response.
+    case badTransferEncoding(String, rejectedBy: GatewaySet = .both)
     case badChunkSize(String)
     /// A gap in the capture inside a header section: the rest of this direction is not parsed.
     case gapInHeaderSection
+
+    /// The gateways that refuse a response with this violation.
+    public var rejectedBy: GatewaySet {
+        switch self {
+        case .notHTTP(_, let set), .badStatusLine(_, let set), .badHeaderLine(_, _, let set), .badContentLength(_, let set),
+            .badTransferEncoding(_, let set):
+            set
+        default: .both
+        }
+    }
 
     public var code: String {
         switch self {
@@ -57,6 +90,7 @@ public enum HTTPViolation: Error, Sendable, Equatable {
         case .headerSectionTooLarge: "header_section_too_large"
         case .conflictingFraming: "conflicting_content_length_transfer_encoding"
         case .badContentLength: "bad_content_length"
+        case .badTransferEncoding: "bad_transfer_encoding"
         case .badChunkSize: "bad_chunk_size"
         case .gapInHeaderSection: "gap_in_header_section"
         }
@@ -64,11 +98,11 @@ public enum HTTPViolation: Error, Sendable, Equatable {
 
     public var detail: String {
         switch self {
-        case .notHTTP(let what): what
-        case .badStatusLine(let line), .badRequestLine(let line): line
-        case .badHeaderLine(let line, let text): "header line \(line): \(text)"
+        case .notHTTP(let what, _): what
+        case .badStatusLine(let line, _), .badRequestLine(let line): line
+        case .badHeaderLine(let line, let text, _): "header line \(line): \(text)"
         case .headerSectionTooLarge(let size): "more than \(size) bytes without the end of the header section"
-        case .conflictingFraming(let text), .badContentLength(let text), .badChunkSize(let text): text
+        case .conflictingFraming(let text), .badContentLength(let text, _), .badTransferEncoding(let text, _), .badChunkSize(let text): text
         case .gapInHeaderSection: "bytes missing from the capture inside the header section"
         }
     }
@@ -108,13 +142,32 @@ enum HeadParser {
             ? startLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
             : startLine.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
         if isResponse {
-            // status-line = HTTP-version SP status-code SP [ reason-phrase ]
-            guard parts.count >= 2, isHTTPVersion(parts[0]), parts[1].count == 3,
-                parts[1].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-            else { return .failure(.badStatusLine(text(startLine))) }
-            head.version = text(parts[0])
-            head.status = Int(text(parts[1]))
-            head.reason = parts.count > 2 ? text(parts[2]) : ""
+            // status-line = HTTP-version SP status-code SP [ reason-phrase ]. Judged as the
+            // gateways do (framing-check.md): a CR anywhere in it, or a version other than
+            // HTTP/d.d, is refused by both (nginx falls back to relaying HTTP/0.9 and logs "upstream
+            // sent no valid HTTP/1.0 header"); HTTP/1.10 only by HAProxy; a status code of other
+            // than three digits, or a tab after it, only by nginx. Extra spaces are accepted.
+            if startLine.contains(UInt8(ascii: "\r")) { return .failure(.badStatusLine(text(startLine))) }
+            let version = startLine.prefix { $0 != UInt8(ascii: " ") }
+            var rest = startLine[version.endIndex...]
+            guard rest.first == UInt8(ascii: " ") else { return .failure(.badStatusLine(text(startLine))) }
+            while rest.first == UInt8(ascii: " ") { rest = rest.dropFirst() }
+            let code = rest.prefix { $0.isASCIIDigitByte }
+            let afterCode = rest[code.endIndex...]
+            if !isHTTPVersion(version) {
+                // HTTP/1.10: a longer minor version nginx accepts.
+                let lenient = version.count > 8 && version.prefix(7).elementsEqual("HTTP/1.".utf8) && version.dropFirst(7).allSatisfy(\.isASCIIDigitByte)
+                return .failure(.badStatusLine(text(startLine), rejectedBy: lenient ? .haproxy : .both))
+            }
+            guard !code.isEmpty, afterCode.isEmpty || afterCode.first == UInt8(ascii: " ") || afterCode.first == UInt8(ascii: "\t") else {
+                return .failure(.badStatusLine(text(startLine)))
+            }
+            guard code.count == 3, afterCode.first != UInt8(ascii: "\t") else {
+                return .failure(.badStatusLine(text(startLine), rejectedBy: .nginx))
+            }
+            head.version = text(version)
+            head.status = Int(text(code))
+            head.reason = afterCode.isEmpty ? "" : text(afterCode.dropFirst())
         } else {
             // request-line = method SP request-target SP HTTP-version
             guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenCharacter), !parts[1].isEmpty,
@@ -126,35 +179,59 @@ enum HeadParser {
         }
         var contentLengths: [Int64] = []
         var lineNumber = 0
-        for line in lines.dropFirst() where !line.isEmpty {
+        for rawLine in lines.dropFirst() where !rawLine.isEmpty {
             lineNumber += 1
+            // Lines end in CRLF or LF; one CR was stripped. More CRs right before the LF are
+            // refused by HAProxy only; a CR elsewhere in the line by both (framing-check.md).
+            var line = rawLine
+            var trailingCR = false
+            while line.last == UInt8(ascii: "\r") { line = line.dropLast(); trailingCR = true }
+            if isResponse && line.contains(UInt8(ascii: "\r")) {
+                return .failure(.badHeaderLine(line: lineNumber, text: text(rawLine)))
+            }
             if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
-                // obs-fold: a proxy replaces it with a space (RFC 9112 §5.2); a folded line
-                // before any field is invalid.
+                // obs-fold: a folded line before any field is invalid everywhere; after one, HAProxy
+                // unfolds it and nginx refuses it ("upstream sent invalid header").
                 guard head.headerCount > 0 else { return .failure(.badHeaderLine(line: lineNumber, text: text(line))) }
+                if isResponse { return .failure(.badHeaderLine(line: lineNumber, text: "obs-fold: " + text(line), rejectedBy: .nginx)) }
                 head.obsoleteLineFolding = true
                 continue
             }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
-                return .failure(.badHeaderLine(line: lineNumber, text: text(line)))
+                // No colon: nginx passes a bare token line on; a line with a space or a control
+                // byte it refuses too (the name ends in an invalid character).
+                let nginxRefuses = line.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F } || line.first == UInt8(ascii: ":")
+                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: nginxRefuses ? .both : .haproxy))
             }
             let nameBytes = line[line.startIndex..<colon]
-            // No whitespace between name and colon (RFC 9112 §5.1), and name is a token.
+            // No whitespace between name and colon (RFC 9112 §5.1), and name is a token. nginx
+            // refuses whitespace and control bytes in a name but passes other non-token bytes
+            // ('(', '@', obs-text) on; HAProxy refuses them all.
             guard nameBytes.allSatisfy(isTokenCharacter) else {
-                return .failure(.badHeaderLine(line: lineNumber, text: text(line)))
+                let nginxRefuses = nameBytes.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F }
+                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: nginxRefuses ? .both : .haproxy))
+            }
+            if isResponse && trailingCR {
+                return .failure(.badHeaderLine(line: lineNumber, text: "CR CR LF ending: " + text(line), rejectedBy: .haproxy))
+            }
+            // A NUL in a value: nginx refuses it, HAProxy passes it on.
+            if isResponse && line[(colon + 1)...].contains(0) {
+                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: .nginx))
             }
             head.headerCount += 1
             let name = text(nameBytes).lowercased()
             let value = trimmed(line[(colon + 1)...])
             switch name {
             case "content-length":
-                for item in value.split(separator: ",") {
+                if value.isEmpty { return .failure(.badContentLength("empty Content-Length", rejectedBy: .haproxy)) }
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingSpaces
                     // 1*DIGIT (RFC 9110 §8.6): leading zeros are valid; the value must fit.
                     let significant = digits.drop { $0 == "0" }
+                    // nginx reads an unparsable length as "until close"; HAProxy refuses it.
                     guard !digits.isEmpty, significant.count <= 18, digits.allSatisfy(\.isASCIIDigit),
                         let number = Int64(significant.isEmpty ? "0" : String(significant))
-                    else { return .failure(.badContentLength("Content-Length: \(value)")) }
+                    else { return .failure(.badContentLength("Content-Length: \(value)", rejectedBy: .haproxy)) }
                     contentLengths.append(number)
                 }
             case "transfer-encoding":
@@ -171,7 +248,8 @@ enum HeadParser {
         }
         if let first = contentLengths.first {
             guard contentLengths.allSatisfy({ $0 == first }) else {
-                return .failure(.badContentLength("differing Content-Length values: \(contentLengths)"))
+                // nginx takes the last value (and then cuts the body short); HAProxy refuses.
+                return .failure(.badContentLength("differing Content-Length values: \(contentLengths)", rejectedBy: .haproxy))
             }
             head.contentLength = first
         }

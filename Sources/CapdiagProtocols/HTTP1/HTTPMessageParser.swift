@@ -55,6 +55,10 @@ public struct HTTPMessageParser: Sendable {
     /// Bytes that went through after the stream became a tunnel (CONNECT, 101), and the
     /// first of them, to tell what the tunnel carries (TLS, HTTP/2).
     public private(set) var tunnelledBytes: Int64 = 0
+    /// Empty lines came before the current response's status line.
+    var emptyLinesBeforeStart = false
+    /// A message started on this stream already.
+    var sawMessage = false
     public private(set) var tunnelPrefix: [UInt8] = []
 
     /// An empty parser to swap in while the real one runs.
@@ -114,13 +118,19 @@ public struct HTTPMessageParser: Sendable {
             case .failed, .resync:
                 return
             case .idle:
-                // Between messages, stray CRLFs are skipped (RFC 9112 §2.2).
+                // Between messages, stray CRLFs are skipped (RFC 9112 §2.2). Before a status
+                // line nginx 1.22 does not skip them (it relays the response as HTTP/0.9 and
+                // logs an error), HAProxy does: noted, and judged when the head is complete.
                 let byte = bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)
                 if byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
+                    // Only before a connection's first response: after one, a stray CRLF is the
+                    // previous body running long, which a gateway does not hold against the next.
+                    if role == .response && !sawMessage { emptyLinesBeforeStart = true }
                     index += 1
                     continue
                 }
                 state = .head
+                sawMessage = true
                 headBuffer.removeAll(keepingCapacity: true)
                 lineLength = 0
                 bodyBytes = 0
@@ -279,6 +289,7 @@ public struct HTTPMessageParser: Sendable {
     // MARK: - Internals
 
     private mutating func fail(_ violation: HTTPViolation, _ event: (Event) -> Void) {
+        emptyLinesBeforeStart = false
         state = .failed
         event(.violation(violation))
     }
@@ -307,6 +318,13 @@ public struct HTTPMessageParser: Sendable {
         case .failure(let violation):
             fail(violation, event)
         case .success(let head):
+            if role == .response && emptyLinesBeforeStart {
+                // The head itself is sound (HAProxy serves it): keep its status, then stop.
+                emptyLinesBeforeStart = false
+                event(.head(head))
+                fail(.badStatusLine("empty line(s) before the status line", rejectedBy: .nginx), event)
+                return
+            }
             event(.head(head))
             startBody(head, event)
         }
@@ -314,8 +332,15 @@ public struct HTTPMessageParser: Sendable {
 
     /// Message body length, RFC 9112 §6.3.
     private mutating func startBody(_ head: HTTPMessageHead, _ event: (Event) -> Void) {
-        if head.hasTransferEncoding && head.contentLength != nil {
+        // A request with both is a smuggling attempt. A response with both is framed by
+        // Transfer-Encoding (RFC 9112 §6.3), as nginx 1.22 and HAProxy 2.6 both do.
+        if role == .request && head.hasTransferEncoding && head.contentLength != nil {
             fail(.conflictingFraming("both Transfer-Encoding and Content-Length"), event)
+            return
+        }
+        if role == .response && head.hasTransferEncoding && !head.chunked {
+            // HAProxy refuses a response whose last coding is not chunked; nginx reads to close.
+            fail(.badTransferEncoding("Transfer-Encoding does not end in chunked", rejectedBy: .haproxy), event)
             return
         }
         if role == .response {
@@ -395,8 +420,9 @@ public struct HTTPMessageParser: Sendable {
             }
             state = .chunkSize
         case .chunkSize:
+            // Whitespace after the size is accepted; before it, both gateways refuse the chunk.
             let sizeText = line.prefix { $0 != UInt8(ascii: ";") }.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
-            guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int64(String(decoding: sizeText, as: UTF8.self), radix: 16),
+            guard !sizeText.isEmpty, line.first != UInt8(ascii: " "), line.first != UInt8(ascii: "\t"), sizeText.count <= 15, let size = Int64(String(decoding: sizeText, as: UTF8.self), radix: 16),
                 size >= 0
             else {
                 fail(.badChunkSize("chunk size line '\(String(decoding: line.prefix(64), as: UTF8.self))'"), event)
