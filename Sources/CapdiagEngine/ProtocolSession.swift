@@ -152,7 +152,15 @@ public struct ProtocolSession: FlowSession, Sendable {
         if notify { sink.closed(kind, packet: packet) }
     }
 
-    /// Decides the protocol from the first payload bytes seen.
+    /// Methods a request line starts with (RFC 9110 §9, WebDAV, and a few in common use).
+    static let knownMethods: Set<String> = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "PROPFIND", "PROPPATCH",
+        "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE", "M-SEARCH",
+        "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE", "PURGE", "LINK", "UNLINK", "ACL", "BIND", "REBIND", "UNBIND",
+        "MKCALENDAR", "VERSION-CONTROL", "UPDATE", "LABEL", "BASELINE-CONTROL", "MKWORKSPACE", "ORDERPATCH", "QUERY",
+    ]
+
+    /// Decides the protocol from the first payload bytes seen (the first segment).
     static func detect(_ bytes: RawSpan, from side: StreamSide) -> Application {
         let count = min(bytes.byteCount, 8)
         var prefix: [UInt8] = []
@@ -166,15 +174,41 @@ public struct ProtocolSession: FlowSession, Sendable {
         if prefix.count >= 8 && prefix.elementsEqual("PRI * HT".utf8) { return .http2 }
         // A TLS handshake record: content type 22, version major 3 (RFC 8446 §5.1).
         if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return .tls(TLSConnection()) }
-        // A request line starts with a method token and a space (RFC 9112 §3).
+        // A request line starts with a method token and a space (RFC 9112 §3). A line protocol
+        // ("HELLO host", "USER x") looks the same, so the token must be a known method or the
+        // first line must end in an HTTP version.
         let token = prefix.prefix { byte in
             (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
         }
-        if !token.isEmpty && (token.count == prefix.count || prefix[token.count] == UInt8(ascii: " ")) {
+        guard !token.isEmpty, token.count == prefix.count || prefix[token.count] == UInt8(ascii: " ") else {
+            return .other("not HTTP or TLS")
+        }
+        if knownMethods.contains(String(decoding: token, as: UTF8.self)) || firstLineEndsInHTTPVersion(bytes) {
             return .http(HTTPConnection())
         }
+        // A long method cut at eight bytes: decide on the whole first line.
         return .other("not HTTP or TLS")
     }
+
+    /// Whether the first line of `bytes` (within 4 KiB) ends in ` HTTP/d.d`.
+    static func firstLineEndsInHTTPVersion(_ bytes: RawSpan) -> Bool {
+        let limit = min(bytes.byteCount, 4096)
+        var end = -1
+        for index in 0..<limit where bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self) == UInt8(ascii: "\n") {
+            end = index
+            break
+        }
+        guard end >= 0 else { return false }
+        if end > 0 && bytes.unsafeLoad(fromByteOffset: end - 1, as: UInt8.self) == UInt8(ascii: "\r") { end -= 1 }
+        guard end >= 9 else { return false }
+        var tail: [UInt8] = []
+        for index in (end - 9)..<end { tail.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
+        return tail[0..<6].elementsEqual(" HTTP/".utf8) && tail[6].isASCIIDigit && tail[7] == UInt8(ascii: ".") && tail[8].isASCIIDigit
+    }
+}
+
+extension UInt8 {
+    fileprivate var isASCIIDigit: Bool { self >= UInt8(ascii: "0") && self <= UInt8(ascii: "9") }
 }
 
 /// Forwards reassembled bytes of one side to the connection's analyzer, in place.

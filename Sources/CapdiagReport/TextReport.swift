@@ -89,10 +89,14 @@ public enum TextReport {
             events.append("SYN sent \(flow.handshake.synRetransmitCount + 1) times (again at \(times))")
         }
         if flow.handshake.syn != nil && flow.handshake.synAck == nil { events.append("no SYN-ACK") }
-        if let rst = flow.resp.firstRst { events.append("RST from responder at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))") }
-        if let rst = flow.orig.firstRst { events.append("RST from originator at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))") }
-        if let fin = flow.resp.firstFin { events.append("FIN from responder at \(formatDuration(fin.offsetNs))") }
-        if let fin = flow.orig.firstFin { events.append("FIN from originator at \(formatDuration(fin.offsetNs))") }
+        // FINs and RSTs in the order they were captured: who closed first decides a verdict, and
+        // two closes a few microseconds apart print the same rounded time.
+        var closes: [(frame: Int, text: String)] = []
+        if let rst = flow.resp.firstRst { closes.append((rst.frame, "RST from responder at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))")) }
+        if let rst = flow.orig.firstRst { closes.append((rst.frame, "RST from originator at \(formatDuration(rst.offsetNs)) (frame \(rst.frame))")) }
+        if let fin = flow.resp.firstFin { closes.append((fin.frame, "FIN from responder at \(formatDuration(fin.offsetNs)) (frame \(fin.frame))")) }
+        if let fin = flow.orig.firstFin { closes.append((fin.frame, "FIN from originator at \(formatDuration(fin.offsetNs)) (frame \(fin.frame))")) }
+        events += closes.sorted { $0.frame < $1.frame }.map(\.text)
         let retransmissions = flow.orig.retransmissions + flow.resp.retransmissions
         if retransmissions > 0 { events.append("\(retransmissions) retransmissions") }
         let lost = flow.orig.ackedUnseenBytes + flow.resp.ackedUnseenBytes

@@ -52,7 +52,14 @@ import Testing
             #expect(diagnosis.worstSeverity == "high")
         } else {
             #expect(causes.isEmpty, "false alarm: \(causes.map(\.code))")
-            #expect(analysis.flows.allSatisfy { $0.diagnosis?.healthy == true })
+            if file == "ns-syn-retransmits.pcap" {
+                // Nothing failed, but a quarter of the connections waited a second for their SYN:
+                // low per flow, and the summary says it although there are no failures.
+                #expect(diagnosis.worstSeverity == "low")
+                #expect(diagnosis.handshakeNotes.first?.contains("5 of 20 connections (25%)") == true)
+            } else {
+                #expect(analysis.flows.allSatisfy { $0.diagnosis?.healthy == true })
+            }
         }
     }
 

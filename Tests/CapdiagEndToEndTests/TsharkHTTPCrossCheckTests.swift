@@ -26,7 +26,6 @@ struct TsharkHTTPCrossCheck {
             "response cut by RST with unacknowledged data",
         "suricata__tcp-rst-unacked-stream-10__TLPW1-tcp-174.56.47.59-10.3.11.101-tcp-80-49309.pcap":
             "response cut by RST with unacknowledged data",
-        "arkime__http-tcp-seq-issue.pcap": "a sequence-number anomaly stops tshark's reassembly",
         // The status line ends in a bare CR (no CRLF): nginx 1.22 and HAProxy 2.6 both refuse
         // it (Captures/lab/framing-check.md case 2), so capdiag reads no status; tshark reads 200.
         "suricata__http-evader-399.pcap": "status line ended by a bare CR: refused, no status",

@@ -80,7 +80,10 @@ struct IdleCloseRule: DiagnosisRule {
 
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         // Inside a tunnel the connection no longer idles between HTTP/1 exchanges.
-        guard !facts.tunnelled, let exchanges = facts.exchanges, let last = exchanges.last, let done = last.responseComplete,
+        // A connection that the last exchange said would close (Connection: close, HTTP/1.0)
+        // ends as agreed: that is no idle timeout.
+        guard !facts.tunnelled, let exchanges = facts.exchanges, let last = exchanges.last, !last.closesConnection,
+            let done = last.responseComplete,
             let close = facts.responderClose, close.mark.packet.time > done,
             facts.originatorClose.map({ $0.mark.packet.time >= close.mark.packet.time }) ?? true,
             exchanges.count == facts.exchangeCount

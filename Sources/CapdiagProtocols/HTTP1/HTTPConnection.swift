@@ -52,6 +52,9 @@ public struct HTTPExchange: Sendable, Equatable {
     /// The request began but its head was lost to the capture (a short snapshot length, or a
     /// gap): a request all the same, its method and target unknown.
     public var requestCut = false
+    /// The request or the response said the connection ends after this exchange
+    /// (`Connection: close`, HTTP/1.0 without keep-alive): its close is no idle timeout.
+    public var closesConnection = false
 
     public init(index: Int) { self.index = index }
 }
@@ -199,6 +202,7 @@ public struct HTTPConnection: Sendable {
             exchange.host = head.host
             exchange.requestHeaderBytes = head.headerSectionSize
             exchange.requestIDs = head.requestIDs
+            exchange.closesConnection = head.closesConnection
             pending[pending.count - 1] = exchange
             responseParser.expectResponse(toMethod: head.method ?? "")
         case .complete(let bodyBytes):
@@ -254,6 +258,7 @@ public struct HTTPConnection: Sendable {
                 exchange.responseHeadComplete = packet.time
                 exchange.declaredBodyBytes = head.contentLength
                 exchange.chunked = head.chunked
+                if head.closesConnection { exchange.closesConnection = true }
                 if exchange.requestIDs.isEmpty { exchange.requestIDs = head.requestIDs }
             }
         case .complete(let bodyBytes):

@@ -17,6 +17,12 @@ public struct HTTPMessageHead: Sendable, Equatable {
     public var hasTransferEncoding = false
     /// `Connection: close`.
     public var connectionClose = false
+    /// `Connection: keep-alive` (what keeps an HTTP/1.0 connection open).
+    public var connectionKeepAlive = false
+
+    /// The sender ends the connection after this message: `Connection: close`, or HTTP/1.0
+    /// without keep-alive (RFC 9112 §9.3).
+    public var closesConnection: Bool { connectionClose || (version == "HTTP/1.0" && !connectionKeepAlive) }
     /// X-Request-Id, X-Amzn-Trace-Id, traceparent, X-B3-TraceId, X-Correlation-Id: link a gateway's two legs.
     public var requestIDs: [HeaderValue] = []
     /// Size of the header section in bytes, start line and final empty line included.
@@ -239,7 +245,10 @@ enum HeadParser {
                 let codings = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
                 head.chunked = codings.last == "chunked"
             case "host": head.host = value
-            case "connection": head.connectionClose = value.lowercased().split(separator: ",").contains { $0.trimmingSpaces == "close" }
+            case "connection":
+                let options = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
+                if options.contains("close") { head.connectionClose = true }
+                if options.contains("keep-alive") { head.connectionKeepAlive = true }
             default:
                 if requestIDHeaderNames.contains(name) && head.requestIDs.count < 8 {
                     head.requestIDs.append(HeaderValue(name: name, value: value))
