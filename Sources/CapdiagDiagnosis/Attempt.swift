@@ -26,8 +26,11 @@ public struct Attempt: Sendable, Equatable {
     public var severity: Severity?
     public var summary: String?
 
-    /// Failed as a network or protocol fault (the gateway gets no valid response).
-    public var failed: Bool { (severity ?? .info) >= .medium && code != "upstream_application_error" }
+    /// Failed as a network or protocol fault (the gateway gets no valid response). A gateway's
+    /// own 5xx is not: it is what a client leg shows of a failure behind it.
+    public var failed: Bool {
+        (severity ?? .info) >= .medium && code != "upstream_application_error" && code != "gateway_error_answer"
+    }
 
     /// The same request by method and target.
     func sameRequest(as other: Attempt) -> Bool {
@@ -54,6 +57,11 @@ extension Attempt {
             attempt.severity = finding?.severity
             attempt.summary = finding?.summary
             if let finding { attempt.failedAt = finding.time }
+            // The request was lost by the capture but the answer was seen: it was answered.
+            if let answer = facts.exchanges?.first(where: { $0.status != nil && $0.firstResponseByte != nil }) {
+                attempt.status = answer.status
+                attempt.answered = answer.firstResponseByte
+            }
             return [attempt]
         }
         return exchanges.map { exchange in

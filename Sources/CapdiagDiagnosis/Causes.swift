@@ -53,6 +53,10 @@ public struct CauseInfo: Sendable {
             CauseInfo(
                 family: .upstreamHealth, title: "response cut short",
                 fix: "the upstream stopped sending in the middle of responses: check it for crashes or timeouts while writing, and for proxies in between that cut long transfers")
+        case "gateway_error_answer":
+            CauseInfo(
+                family: .gatewayConfiguration, title: "a gateway's own 502/503/504 (its upstream leg is not in this capture)",
+                fix: "this server is itself a proxy or load balancer and decided the 5xx: capture between it and its upstream (or read its error log at these times); the client side shows only that it answered with an error")
         case "invalid_response":
             CauseInfo(
                 family: .upstreamHealth, title: "invalid HTTP response",

@@ -6,6 +6,9 @@ import CapdiagWire
 /// timeouts, retries, and the client-side failures joined to the upstream attempts behind
 /// them. Encoded as the `diagnosis` object of the JSON summary (docs/json-schema.md).
 public struct Conclusions: Sendable, Codable, Equatable {
+    /// What the clients saw, first: per gateway listener, requests and failures; with no client
+    /// leg in the capture, one entry without a listener counting upstream attempts.
+    public var clientImpact: [ClientImpact] = []
     public var thresholds: ThresholdsRecord
     /// Gateway listeners (host:port) found on client legs, and how each was recognised.
     public var gateways: [GatewayRecord] = []
@@ -31,6 +34,34 @@ public struct Conclusions: Sendable, Codable, Equatable {
     public var attemptsNotKept = 0
     /// Flows to servers beyond the tracked maximum (50,000 servers).
     public var flowsToUntrackedServers = 0
+}
+
+public struct ClientImpact: Sendable, Codable, Equatable {
+    /// The gateway listener (host:port); nil when only the upstream leg was captured.
+    public var listener: String?
+    public var requests = 0
+    /// Requests answered 502/503/504, never answered, or cut short.
+    public var failed = 0
+    public var statuses: [String: Int] = [:]
+    public var unanswered = 0
+    public var cut = 0
+    /// Without a client leg: upstream attempts, and how many failed.
+    public var upstreamAttempts: Int?
+    public var upstreamFailures: Int?
+
+    public init(listener: String?) { self.listener = listener }
+
+    /// One line: "10.0.0.1:8080: 8 of 30 client requests failed (502 ×8)".
+    public var sentence: String {
+        guard let listener else {
+            return "Only the upstream leg is in this capture (no client requests seen): \(upstreamFailures ?? 0) of \(upstreamAttempts ?? 0) upstream attempts failed."
+        }
+        guard failed > 0 else { return "Client impact at \(listener): none of \(requests) client requests failed." }
+        var parts = statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+        if unanswered > 0 { parts.append("no answer ×\(unanswered)") }
+        if cut > 0 { parts.append("cut short ×\(cut)") }
+        return "Client impact at \(listener): \(failed) of \(requests) client requests failed (\(parts.joined(separator: ", ")))."
+    }
 }
 
 public struct ThresholdsRecord: Sendable, Codable, Equatable {

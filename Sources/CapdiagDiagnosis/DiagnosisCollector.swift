@@ -37,6 +37,8 @@ public struct DiagnosisCollector: Sendable {
     public static let maximumNotableAttempts = 50_000
     public static let maximumServers = 50_000
     public static let maximumRecentAttempts = 100_000
+    /// How long after its client's answer a gateway's upstream attempt may still end.
+    static let nestingSlack: Int64 = 2_000_000
     static let examplesPerCause = 5
     static let timesPerCause = 200
     static let samples = 2_000
@@ -183,12 +185,24 @@ public struct DiagnosisCollector: Sendable {
             GatewayRecord(listener: endpoint.description, how: how, clientRequests: servers[endpoint]?.requests ?? 0)
         }
         let upstreamAttempts = byTime.filter { listeners[$0.responder] == nil }
-        let (links, notListed, connectWaits) = linkClientFailures(byTime.filter { listeners[$0.responder] != nil }, upstreamAttempts)
-        conclusions.clientFailures = links
-        conclusions.clientFailuresNotListed = notListed
+        let clientAttempts = byTime.filter { listeners[$0.responder] != nil }
+        let join = linkClientFailures(clientAttempts, upstreamAttempts)
+        let connectWaits = join.connectWaits
+        conclusions.clientFailures = join.failures
+        conclusions.clientFailuresNotListed = join.notListed
+        conclusions.clientImpact = clientImpact(listeners, clientAttempts, upstreamAttempts)
         let retries = findRetries(upstreamAttempts)
         for (endpoint, server) in servers where listeners[endpoint] == nil && isUpstream(endpoint) && server.confirmed {
-            guard var conclusion = conclude(endpoint, server, retries) else { continue }
+            var extra: [Inference] = []
+            if let hidden = join.hiddenByRetry[endpoint.description] {
+                let count = hidden.values.reduce(0, +)
+                let where_ = hidden.sorted { $0.value > $1.value }.map { "\($0.key)" }.joined(separator: ", ")
+                extra.append(
+                    Inference(
+                        kind: "retried_without_client_impact", valueNs: nil, count: count,
+                        text: "\(count) failed attempt(s) to \(endpoint) were retried on \(where_), which answered: no client impact for those"))
+            }
+            guard var conclusion = conclude(endpoint, server, retries, extra: extra) else { continue }
             if let cluster = Cluster(connectWaits[endpoint.description] ?? []) {
                 conclusion.inferences.append(
                     Inference(
@@ -220,6 +234,9 @@ public struct DiagnosisCollector: Sendable {
             return listeners
         }
         var votes: [Endpoint: (match: Int, nested: Int)] = [:]
+        // Which servers' attempts nested in which listener candidate's requests, to settle a
+        // pair that nests both ways under concurrency (the stronger direction wins).
+        var pairs: [Endpoint: [Endpoint: Int]] = [:]
         for (index, outer) in byTime.enumerated() {
             let until = outer.answered ?? outer.end
             var matched = false
@@ -228,14 +245,24 @@ public struct DiagnosisCollector: Sendable {
             while next < byTime.count, byTime[next].start.time <= until {
                 let inner = byTime[next]
                 next += 1
-                guard inner.responder != outer.responder, inner.originator.address != outer.responder.address || inner.originator.port != outer.responder.port else { continue }
-                if inner.flow == outer.flow { continue }
-                if outer.sameRequest(as: inner) { matched = true }
-                if inner.method == nil && inner.failed && inner.originator.address != outer.originator.address
-                    && (outer.status.map { (502...504).contains($0) } ?? true)
-                {
+                // Roles come from timing and nesting, not from addresses: client, gateway and
+                // upstream may all be 127.0.0.1. The inner attempt is another connection, to
+                // another server, begun and decided while the outer request waited (a gateway
+                // answers its client after its upstream attempt); the reverse nesting (a client
+                // request arriving while an upstream attempt waits) ends after it and does not count.
+                guard inner.responder != outer.responder, inner.originator != outer.responder, inner.flow != outer.flow,
+                    inner.originator != outer.originator
+                else { continue }
+                // A gateway may answer its client a moment before it closes the upstream side.
+                let innerDone = inner.answered ?? (inner.failed ? inner.failedAt : inner.end)
+                guard innerDone <= until + Self.nestingSlack else { continue }
+                var counted = false
+                if outer.sameRequest(as: inner) { matched = true; counted = true }
+                if inner.method == nil && inner.failed && (outer.status.map { (502...504).contains($0) } ?? true) {
                     nested = true
+                    counted = true
                 }
+                if counted { pairs[outer.responder, default: [:]][inner.responder, default: 0] += 1 }
             }
             if matched || nested {
                 var vote = votes[outer.responder] ?? (0, 0)
@@ -252,71 +279,170 @@ public struct DiagnosisCollector: Sendable {
                 listeners[endpoint] = "nested_attempts"
             }
         }
-        // A listener's own requests cannot be inner attempts of another listener.
+        // Two candidates nested in each other: the direction seen more often is the real one.
+        for (candidate, _) in listeners where listeners[candidate] != "override" {
+            for (inner, count) in pairs[candidate] ?? [:] where listeners[inner] != nil && listeners[inner] != "override" {
+                if (pairs[inner]?[candidate] ?? 0) > count { listeners[candidate] = nil }
+            }
+        }
         return listeners
     }
 
-    /// Joins each 502/503/504 (or unanswered request) on a client leg to the upstream
-    /// attempts made while it waited.
-    func linkClientFailures(_ clientAttempts: [Attempt], _ upstream: [Attempt]) -> ([ClientFailure], Int, [String: [Int64]]) {
+    /// What joining the legs found besides the client failures.
+    struct LegJoin {
         var failures: [ClientFailure] = []
         var notListed = 0
-        // How long the gateway took to answer a client whose upstream attempts all timed out
-        // connecting: its connect timeout, per upstream.
+        /// How long the gateway took to answer a client whose upstream attempts all timed out
+        /// connecting: its connect timeout, per upstream.
         var connectWaits: [String: [Int64]] = [:]
+        /// Failed upstream attempts whose client request still got an answer (a retry
+        /// elsewhere): per upstream, where the retry went and how often.
+        var hiddenByRetry: [String: [String: Int]] = [:]
+    }
+
+    /// Joins each 502/503/504 (or unanswered request) on a client leg to exactly one upstream
+    /// attempt, and each attempt to at most one client request: by request ID, else by method
+    /// and target, else the failed attempt without a request nearest in time inside the
+    /// request's wait. Other attempts for the same request (the gateway's retries) go with it.
+    func linkClientFailures(_ clientAttempts: [Attempt], _ upstream: [Attempt]) -> LegJoin {
+        var join = LegJoin()
+        var used = Set<Int>()
+        // Attempts by start time: binary search finds each request's window.
+        let starts = upstream.map(\.start.time)
+        func window(_ client: Attempt) -> Range<Int> {
+            let from = client.start.time + (-1_000_000)
+            let until = (client.answered ?? client.end) + 1_000_000
+            return lowerBound(starts, from)..<lowerBound(starts, until + 1)
+        }
+        func matches(_ client: Attempt, _ attempt: Attempt) -> String? {
+            if !client.requestIDs.isEmpty && !Set(client.requestIDs).isDisjoint(with: attempt.requestIDs) { return "request_id" }
+            if client.sameRequest(as: attempt) { return "request_match" }
+            return nil
+        }
         for client in clientAttempts {
             let failedStatus = client.status.map { (502...504).contains($0) } ?? false
             guard failedStatus || (client.status == nil && client.method != nil) else { continue }
-            guard failures.count < 1_000 else {
-                notListed += 1
+            var candidates: [(index: Int, rule: String)] = []
+            for index in window(client) where !used.contains(index) {
+                let attempt = upstream[index]
+                if let rule = matches(client, attempt) {
+                    candidates.append((index, rule))
+                } else if attempt.method == nil && attempt.failed {
+                    candidates.append((index, "time_window"))
+                }
+            }
+            // The strongest rule present; within it, the attempt that decided the answer: the
+            // last one begun before the client's answer (earlier ones were retried).
+            let rank = ["request_id": 0, "request_match": 1, "time_window": 2]
+            let best = candidates.map { rank[$0.rule] ?? 3 }.min()
+            let chosenRule = candidates.first { rank[$0.rule] == best }?.rule
+            let sameRule = candidates.filter { $0.rule == chosenRule }
+            let chosen: (index: Int, rule: String)?
+            if chosenRule == "time_window" {
+                // Without a request to go by, the attempt nearest in time to the client's.
+                chosen = sameRule.min { abs(upstream[$0.index].start.time - client.start.time) < abs(upstream[$1.index].start.time - client.start.time) }
+            } else {
+                chosen = sameRule.last
+            }
+            let earlier = chosenRule == "time_window" ? [] : sameRule.dropLast().map(\.index)
+            if let chosen { used.insert(chosen.index) }
+            for index in earlier { used.insert(index) }
+            guard join.failures.count < 1_000 else {
+                join.notListed += 1
                 continue
             }
-            let from = client.start.time + (-1_000_000)
-            let until = (client.answered ?? client.end) + 1_000_000
-            let window = upstream.filter { $0.start.time >= from && $0.start.time <= until }
-            var linked: [LinkedAttempt] = []
-            for attempt in window {
-                let matchedBy: String
-                if !client.requestIDs.isEmpty && !Set(client.requestIDs).isDisjoint(with: attempt.requestIDs) {
-                    matchedBy = "request_id"
-                } else if client.sameRequest(as: attempt) {
-                    matchedBy = "request_match"
-                } else if attempt.method == nil && attempt.failed {
-                    matchedBy = "time_window"
-                } else {
-                    continue
-                }
-                linked.append(
-                    LinkedAttempt(
-                        flow: attempt.flow, upstream: attempt.responder.description, code: attempt.code, status: attempt.status,
-                        firstFrame: attempt.start.frame, lastFrame: attempt.lastFrame, offsetNs: attempt.start.time - client.start.time,
-                        matchedBy: matchedBy, summary: attempt.summary))
+            let linked: [LinkedAttempt] = (earlier + (chosen.map { [$0.index] } ?? [])).map { index in
+                let attempt = upstream[index]
+                return LinkedAttempt(
+                    flow: attempt.flow, upstream: attempt.responder.description, code: attempt.code, status: attempt.status,
+                    firstFrame: attempt.start.frame, lastFrame: attempt.lastFrame, offsetNs: attempt.start.time - client.start.time,
+                    matchedBy: index == chosen?.index ? chosen?.rule ?? "" : "retry_of_same_request", summary: attempt.summary)
             }
-            if let answered = client.answered, !linked.isEmpty, linked.allSatisfy({ $0.code == "connection_timeout" }),
-                let upstream = linked.first?.upstream
-            {
-                connectWaits[upstream, default: []].append(answered - client.start.time)
+            if let answered = client.answered, let decisive = linked.last, linked.allSatisfy({ $0.code == "connection_timeout" }) {
+                join.connectWaits[decisive.upstream, default: []].append(answered - client.start.time)
             }
             let request = [client.method, client.target].compactMap { $0 }.joined(separator: " ")
             let answer = client.status.map { "the \($0)" } ?? "the unanswered request"
             let explanation: String
-            if let cause = linked.last(where: { $0.code != nil }) ?? linked.last {
+            if let cause = linked.last {
                 let what = cause.summary ?? (cause.status.map { "the upstream answered \($0)" } ?? "the upstream attempt")
-                explanation = "\(answer) for \(request) at \(client.start.time.iso8601) came from upstream \(cause.upstream): \(what) (flow \(cause.flow), frames \(cause.firstFrame)–\(cause.lastFrame))"
-                    + (linked.count > 1 ? "; \(linked.count) upstream attempts in all" : "")
+                let how = ["request_id": "same request ID", "request_match": "same method and target", "time_window": "the failed attempt nearest in time"][cause.matchedBy] ?? cause.matchedBy
+                explanation = "\(answer) for \(request) at \(client.start.time.iso8601) came from upstream \(cause.upstream): \(what) (flow \(cause.flow), frames \(cause.firstFrame)–\(cause.lastFrame); joined by \(how))"
+                    + (linked.count > 1 ? "; after \(linked.count - 1) earlier failed attempt(s) for the same request" : "")
             } else {
-                explanation = "\(answer) for \(request) at \(client.start.time.iso8601) has no upstream packets at all: the gateway had no live upstream, failed locally, or the upstream leg was not captured"
+                explanation = "\(answer) for \(request) at \(client.start.time.iso8601) has no upstream attempt in this capture: the gateway had no live upstream, failed locally, or the upstream leg was not captured"
             }
-            failures.append(
+            join.failures.append(
                 ClientFailure(
                     time: client.start.time.iso8601, clientFlow: client.flow, client: client.originator.description,
                     gateway: client.responder.description, method: client.method, target: client.target, status: client.status,
                     upstreamAttempts: linked, explanation: explanation))
         }
-        return (failures, notListed, connectWaits)
+        // Failed attempts no client failure claimed, for a request whose client got an answer:
+        // the gateway retried, and the client never saw the failure.
+        for client in clientAttempts where client.status.map({ !(500...599).contains($0) }) ?? false {
+            // The attempts of this request: matched by ID or request, or (when the capture lost
+            // the request or it never went out) without a request inside its wait.
+            let indices = Array(window(client)).filter { index in
+                !used.contains(index) && (matches(client, upstream[index]) != nil || upstream[index].method == nil)
+            }
+            guard let answeredBy = indices.last(where: { !upstream[$0].failed && upstream[$0].status.map { !(500...599).contains($0) } ?? false })
+            else { continue }
+            used.insert(answeredBy)
+            for index in indices where upstream[index].failed {
+                used.insert(index)
+                let target = upstream[answeredBy]
+                join.hiddenByRetry[upstream[index].responder.description, default: [:]]["\(target.responder) (\(target.status ?? 0))", default: 0] += 1
+            }
+        }
+        return join
     }
 
-    func conclude(_ endpoint: Endpoint, _ server: ServerTally, _ retries: [Endpoint: RetryTally]) -> UpstreamConclusion? {
+    /// What clients saw, per gateway listener: requests, and how many got 502/503/504, no
+    /// answer, or a cut response. Without a client leg: the upstream attempts and how many failed.
+    func clientImpact(_ listeners: [Endpoint: String], _ clientAttempts: [Attempt], _ upstream: [Attempt]) -> [ClientImpact] {
+        var impact: [Endpoint: ClientImpact] = [:]
+        for attempt in clientAttempts where attempt.method != nil {
+            var entry = impact[attempt.responder] ?? ClientImpact(listener: attempt.responder.description)
+            entry.requests += 1
+            if let status = attempt.status, (502...504).contains(status) {
+                entry.failed += 1
+                entry.statuses[String(status), default: 0] += 1
+            } else if attempt.status == nil && attempt.answered == nil {
+                entry.failed += 1
+                entry.unanswered += 1
+            } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {
+                entry.failed += 1
+                entry.cut += 1
+            }
+            impact[attempt.responder] = entry
+        }
+        for listener in listeners.keys where impact[listener] == nil {
+            impact[listener] = ClientImpact(listener: listener.description)
+        }
+        if impact.isEmpty && !upstream.isEmpty {
+            var entry = ClientImpact(listener: nil)
+            entry.upstreamAttempts = upstream.count
+            entry.upstreamFailures = upstream.filter(\.failed).count
+            return [entry]
+        }
+        return impact.values.sorted { ($0.failed, $1.listener ?? "") > ($1.failed, $0.listener ?? "") }
+    }
+
+    /// The first index whose value is not below `value` (`values` sorted).
+    private func lowerBound(_ values: [Timestamp], _ value: Timestamp) -> Int {
+        var low = 0
+        var high = values.count
+        while low < high {
+            let middle = (low + high) / 2
+            if values[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    func conclude(
+        _ endpoint: Endpoint, _ server: ServerTally, _ retries: [Endpoint: RetryTally], extra: [Inference] = []
+    ) -> UpstreamConclusion? {
         var tallies = server.causes
         // Connect timeouts while another connection to the same upstream sits accepted but
         // unanswered: the host's kernel answers, the application does not accept. That is a
@@ -338,7 +464,7 @@ public struct DiagnosisCollector: Sendable {
         let failures = tallies.filter { $0.key != "upstream_application_error" }.values.reduce(0) { $0 + $1.count }
         let applicationErrors = tallies["upstream_application_error"]?.count ?? 0
         let total = failures + applicationErrors
-        let inferences = infer(endpoint, server, tallies, retries)
+        let inferences = infer(endpoint, server, tallies, retries) + extra
         guard server.requests + server.flows > 0 else { return nil }
         let causes = tallies.map { code, tally -> Cause in
             let info = CauseInfo.of(code)

@@ -23,6 +23,7 @@ public enum HTMLReport {
         out += "<h1>capdiag report: \(h(report.headline))</h1>\n"
         out += "<p>" + report.captureSentence(.html) + "</p>\n"
         for caveat in report.summary.capture.caveats { out += "<p class=\"medium\"><strong>Limits of this capture:</strong> \(h(caveat))</p>\n" }
+        for impact in report.diagnosis?.clientImpact ?? [] { out += "<p><strong>\(h(impact.sentence))</strong></p>\n" }
 
         out += "<h2>Conclusion</h2>\n"
         let affected = report.affectedUpstreams

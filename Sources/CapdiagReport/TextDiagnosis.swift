@@ -8,6 +8,8 @@ extension TextReport {
     static func render(_ diagnosis: Conclusions, caveats: [String] = []) -> String {
         var out = "Diagnosis\n"
         for caveat in caveats { out += wrap("! " + safe(caveat), indent: "  ") + "\n" }
+        // What clients saw comes first; the upstream causes explain it.
+        for impact in diagnosis.clientImpact { out += wrap(impact.sentence, indent: "  ") + "\n" }
         let affected = diagnosis.upstreams.filter { !$0.causes.isEmpty }
         if affected.isEmpty {
             let count = diagnosis.upstreams.count

@@ -116,11 +116,22 @@ public struct TicketReport: Sendable {
         return facts
     }
 
+    /// Client impact first: what clients saw, then the upstream cause behind it. A failure no
+    /// client saw does not make the title.
     var headline: String {
-        guard let upstream = diagnosis?.upstreams.first(where: { !$0.causes.isEmpty }), let cause = upstream.causes.first else {
-            return "no failures between gateway and upstream"
+        let cause = diagnosis?.upstreams.first(where: { !$0.causes.isEmpty }).flatMap { upstream in
+            upstream.causes.first.map { "\($0.title) at \(upstream.upstream)" }
         }
-        return "\(cause.title) at \(upstream.upstream)"
+        let impacts = diagnosis?.clientImpact ?? []
+        let failed = impacts.reduce(0) { $0 + $1.failed }
+        if impacts.contains(where: { $0.listener != nil }) {
+            let requests = impacts.reduce(0) { $0 + $1.requests }
+            guard failed > 0 else {
+                return "no client request failed (\(requests) requests)" + (cause.map { "; upstream retried: \($0)" } ?? "")
+            }
+            return "\(failed) of \(requests) client requests failed" + (cause.map { ": \($0)" } ?? "")
+        }
+        return cause ?? "no failures between gateway and upstream"
     }
 }
 
@@ -140,6 +151,7 @@ public enum MarkdownReport {
         var out = "# capdiag report: \(own(report.headline))\n\n"
         out += report.captureSentence(.markdown) + "\n\n"
         for caveat in report.summary.capture.caveats { out += "> **Limits of this capture:** \(md(caveat))\n\n" }
+        for impact in report.diagnosis?.clientImpact ?? [] { out += "**\(own(impact.sentence))**\n\n" }
 
         out += "## Conclusion\n\n"
         let affected = report.affectedUpstreams

@@ -390,7 +390,11 @@ struct UnansweredRequestRule: DiagnosisRule {
     }
 }
 
-/// The upstream answered with a 5xx itself: an application error, not a network fault.
+/// The server answered with a 5xx itself. Without any sign of a proxy it is the application's
+/// own error, not a network fault. A 502/503/504 from a server that says it is a proxy or load
+/// balancer (`Server: nginx`, `Via`, `Proxy-Status`, `x-envoy-*`) is that gateway's own answer:
+/// the cause lies between it and its upstream, and the cross-flow join says whether that leg is
+/// in the capture.
 struct UpstreamErrorStatusRule: DiagnosisRule {
     static let id = "upstream_application_error"
 
@@ -400,6 +404,14 @@ struct UpstreamErrorStatusRule: DiagnosisRule {
             var evidence = facts.requestEvidence(exchange)
             if let frame = exchange.responseFrame {
                 evidence.append(Evidence(PacketRef(frame: frame, time: first), .responder, "HTTP \(status) \(exchange.reason ?? "")", flowStart: facts.first.time, request: exchange.requestStart))
+            }
+            let waited = exchange.requestStart.map { first - $0 }
+            if (502...504).contains(status), let sign = exchange.gatewaySign {
+                return finding(
+                    "gateway_error_answer", proxyStatus: nil, .medium, .invalidResponse, score: 0, at: first,
+                    "\(facts.responder) answered \(Phrase.request(exchange)) with \(status) \(exchange.reason ?? "")\(waited.map { " after \(Phrase.duration($0))" } ?? ""), and it is itself a gateway (\(sign)): the cause lies between it and its upstream",
+                    evidence: evidence
+                ).about(exchange).measured { $0.status = status; $0.waited = waited }
             }
             return finding(
                 "upstream_application_error", proxyStatus: nil, .medium, .invalidResponse, score: 0, at: first,

@@ -55,6 +55,8 @@ public struct HTTPExchange: Sendable, Equatable {
     /// The request or the response said the connection ends after this exchange
     /// (`Connection: close`, HTTP/1.0 without keep-alive): its close is no idle timeout.
     public var closesConnection = false
+    /// The response says it came from a proxy or load balancer (`HTTPMessageHead.gatewaySign`).
+    public var gatewaySign: String?
 
     public init(index: Int) { self.index = index }
 }
@@ -259,6 +261,7 @@ public struct HTTPConnection: Sendable {
                 exchange.declaredBodyBytes = head.contentLength
                 exchange.chunked = head.chunked
                 if head.closesConnection { exchange.closesConnection = true }
+                exchange.gatewaySign = head.gatewaySign.map(Redaction.text)
                 if exchange.requestIDs.isEmpty { exchange.requestIDs = head.requestIDs }
             }
         case .complete(let bodyBytes):

@@ -30,7 +30,18 @@ public struct HTTPMessageHead: Sendable, Equatable {
     public var headerCount = 0
     /// Header lines continued with obs-fold (RFC 9112 §5.2): tolerated, noted.
     public var obsoleteLineFolding = false
+    /// What says the sender is a proxy or load balancer, not an application: its `Server`
+    /// product (nginx, HAProxy, Envoy, a cloud load balancer), `Via`, `Proxy-Status` (RFC 9209)
+    /// or Envoy's `x-envoy-*` headers. The first such sign, as `name: value`.
+    public var gatewaySign: String?
 }
+
+/// Gateways and load balancers by the product in their `Server` header (lower-cased prefixes).
+let gatewayServerProducts = [
+    "nginx", "openresty", "tengine", "haproxy", "envoy", "istio-envoy", "cloudflare", "awselb", "elb",
+    "google frontend", "gfe", "gws-lb", "microsoft-azure-application-gateway", "akamaighost", "varnish", "caddy",
+    "traefik", "kong", "apisix", "bigip", "big-ip", "cloudfront", "squid", "apache-traffic-server", "ats",
+]
 
 public struct HeaderValue: Sendable, Equatable, Codable {
     public var name: String
@@ -245,11 +256,17 @@ enum HeadParser {
                 let codings = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
                 head.chunked = codings.last == "chunked"
             case "host": head.host = value
+            case "server" where head.gatewaySign == nil:
+                let product = value.lowercased()
+                if gatewayServerProducts.contains(where: { product.hasPrefix($0) }) { head.gatewaySign = "Server: \(value)" }
+            case "via", "proxy-status":
+                head.gatewaySign = "\(name): \(value)"
             case "connection":
                 let options = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
                 if options.contains("close") { head.connectionClose = true }
                 if options.contains("keep-alive") { head.connectionKeepAlive = true }
             default:
+                if name.hasPrefix("x-envoy-") && head.gatewaySign == nil { head.gatewaySign = "\(name): \(value)" }
                 if requestIDHeaderNames.contains(name) && head.requestIDs.count < 8 {
                     head.requestIDs.append(HeaderValue(name: name, value: value))
                 }
