@@ -338,13 +338,28 @@ public struct DiagnosisCollector: Sendable {
             let chosenRule = candidates.first { rank[$0.rule] == best }?.rule
             let sameRule = candidates.filter { $0.rule == chosenRule }
             let chosen: (index: Int, rule: String)?
+            var earlier: [Int]
             if chosenRule == "time_window" {
-                // Without a request to go by, the attempt nearest in time to the client's.
-                chosen = sameRule.min { abs(upstream[$0.index].start.time - client.start.time) < abs(upstream[$1.index].start.time - client.start.time) }
+                // Without a request to go by: the attempt begun nearest after the client's request
+                // (a gateway connects as the request arrives), then each attempt begun after the
+                // previous one failed, as long as the client still waited: the gateway's retries
+                // of this request (HAProxy logs the last as %bi:%bp). Attempts begun before a
+                // failure showed were made in parallel, for other clients.
+                let answer = client.answered ?? client.end
+                var pool = sameRule.map(\.index).filter { upstream[$0].start.time <= answer }
+                var chain: [Int] = []
+                var after = client.start.time + (-1_000_000)
+                while chain.count < 16, let next = pool.filter({ upstream[$0].start.time >= after }).min(by: { upstream[$0].start.time < upstream[$1].start.time }) {
+                    chain.append(next)
+                    pool.removeAll { $0 == next }
+                    after = upstream[next].failedAt
+                }
+                chosen = chain.last.map { ($0, "time_window") }
+                earlier = Array(chain.dropLast())
             } else {
                 chosen = sameRule.last
+                earlier = Array(sameRule.dropLast().map(\.index))
             }
-            let earlier = chosenRule == "time_window" ? [] : sameRule.dropLast().map(\.index)
             if let chosen { used.insert(chosen.index) }
             for index in earlier { used.insert(index) }
             guard join.failures.count < 1_000 else {

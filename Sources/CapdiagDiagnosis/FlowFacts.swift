@@ -73,6 +73,9 @@ public struct FlowFacts: Sendable {
     public var icmpError: ICMPMark?
     public var icmpErrorCount = 0
     public var end: FlowEnd?
+    /// When the flow left the table, in capture time: for a flow open at the end of the
+    /// capture, the capture's last packet.
+    public var endedAt: Timestamp?
     /// HTTP exchanges in order (nil when the flow did not carry HTTP).
     public var exchanges: [HTTPExchange]?
     /// Exchanges on the connection, including those not kept.
@@ -112,6 +115,7 @@ public struct FlowFacts: Sendable {
         icmpError = flow.firstICMPError
         icmpErrorCount = flow.icmpErrorCount
         end = flow.end
+        endedAt = flow.endedAt
         if let http {
             exchanges = http.exchanges
             exchangeCount = http.exchangeCount

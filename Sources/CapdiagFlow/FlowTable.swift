@@ -60,6 +60,8 @@ public struct FlowTable<Session: FlowSession> {
     private var index: [FlowKey: FlowID] = [:]
     private var finished: [(flow: TCPFlow, session: Session)] = []
     private var nextFlowID = 1
+    /// The latest packet time the table has seen.
+    var latestTime: Timestamp?
     private var lastSweep: Timestamp?
     /// Flows removed because the table was full.
     public private(set) var evictedFlows = 0
@@ -170,6 +172,9 @@ public struct FlowTable<Session: FlowSession> {
     private mutating func finish(slot: Int, key: FlowKey, reason: FlowEnd) {
         var flow = slots[slot]
         flow.finish(reason)
+        // When it left the table in capture time: for a flow still open at the end, the
+        // capture's last packet, so a silence is measured to where the capture really ended.
+        flow.endedAt = max(latestTime ?? flow.last.time, flow.last.time)
         var session = sessions[slot]
         sessions[slot] = Session()  // release the session's memory now
         session.end(flow)
@@ -182,6 +187,7 @@ public struct FlowTable<Session: FlowSession> {
     /// Sweeps for idle and terminated flows about four times per linger period of capture
     /// time, so the cost is O(flows) per sweep rather than per packet.
     private mutating func sweepIfDue(now: Timestamp) {
+        if latestTime.map({ now > $0 }) ?? true { latestTime = now }
         guard let lastSweep else {
             self.lastSweep = now
             return

@@ -205,6 +205,9 @@ public struct TCPFlow: Sendable {
     public var end: FlowEnd?
     /// When one side reset or both closed: the flow leaves the table after the linger time.
     public var closedAt: Timestamp?
+    /// When the flow left the table, in capture time (the capture's last packet for a flow
+    /// still open at the end).
+    public var endedAt: Timestamp?
 
     var historyLog = FlowHistory()
 

@@ -54,7 +54,8 @@ struct ConnectionTimeoutRule: DiagnosisRule {
             facts.resp.packets == 0, !facts.oneSided
         else { return [] }
         let synTimes = [0] + facts.synRetransmits.map { $0.time - syn.time }
-        let span = facts.last.time - syn.time
+        // Until the capture ended (or the flow left the table), not only its last packet.
+        let span = (facts.endedAt.map { max($0, facts.last.time) } ?? facts.last.time) - syn.time
         let gaveUp = facts.originatorClose
         // A timeout needs waiting: a retransmitted SYN, or at least a second of silence. One
         // SYN abandoned at once, or still pending when the capture ended, proves nothing yet.
@@ -65,7 +66,8 @@ struct ConnectionTimeoutRule: DiagnosisRule {
         // scanner, a crafted trace). Proven only with a retry, a long wait it announced by
         // closing, or a --connect-timeout that short.
         let retried = facts.synRetransmitCount > 0
-        let idledOut = gaveUp == nil && facts.end == .idleTimeout
+        // Nothing more from the originator while the capture went on for a second or more.
+        let idledOut = gaveUp == nil && (facts.end == .idleTimeout || span >= 1_000_000_000)
         let proven =
             (retried && (waited >= 900_000_000 || waited >= options.connectTimeout || idledOut))
             || (gaveUp != nil && waited >= 900_000_000)

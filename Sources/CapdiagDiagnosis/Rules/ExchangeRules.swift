@@ -373,7 +373,9 @@ struct UnansweredRequestRule: DiagnosisRule {
     func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
         facts.unansweredExchanges.compactMap { exchange in
             guard let request = exchange.requestStart else { return nil }
-            let waited = facts.last.time - request
+            // Measured to when the capture ended (or the flow left the table), not to the
+            // flow's last packet: a capture that went on is waiting time too.
+            let waited = (facts.endedAt.map { max($0, facts.last.time) } ?? facts.last.time) - request
             let overdue = waited >= options.readTimeout
             // The capture ending sooner than a gateway would time out proves nothing yet; a
             // flow that went quiet while the capture went on (idle timeout) does.
