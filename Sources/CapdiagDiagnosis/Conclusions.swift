@@ -45,6 +45,8 @@ public struct ClientImpact: Sendable, Codable, Equatable {
     public var statuses: [String: Int] = [:]
     public var unanswered = 0
     public var cut = 0
+    /// Answers that were no valid HTTP (a gateway relaying an upstream's garbage).
+    public var invalid = 0
     /// Without a client leg: upstream attempts, and how many failed.
     public var upstreamAttempts: Int?
     public var upstreamFailures: Int?
@@ -60,6 +62,7 @@ public struct ClientImpact: Sendable, Codable, Equatable {
         var parts = statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
         if unanswered > 0 { parts.append("no answer ×\(unanswered)") }
         if cut > 0 { parts.append("cut short ×\(cut)") }
+        if invalid > 0 { parts.append("invalid answer ×\(invalid)") }
         return "Client impact at \(listener): \(failed) of \(requests) client requests failed (\(parts.joined(separator: ", ")))."
     }
 }

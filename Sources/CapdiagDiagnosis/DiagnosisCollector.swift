@@ -429,6 +429,10 @@ public struct DiagnosisCollector: Sendable {
             } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {
                 entry.failed += 1
                 entry.cut += 1
+            } else if attempt.code == "invalid_response" {
+                // nginx relays an upstream's garbage as HTTP/0.9: the client got no valid answer.
+                entry.failed += 1
+                entry.invalid += 1
             }
             impact[attempt.responder] = entry
         }

@@ -221,6 +221,11 @@ import Testing
         let upstream = try #require(diagnosis.upstreams.first { !$0.causes.isEmpty })
         #expect(upstream.causes.first?.code == expected, "both legs: \(upstream.conclusion)")
         #expect(diagnosis.gateways.map(\.listener) == [label.gatewayListen])
+        // Client impact first, as the clients counted it (a cut response counts as failed).
+        let impact = try #require(diagnosis.clientImpact.first { $0.listener == label.gatewayListen })
+        #expect(impact.requests == label.client.requests)
+        let cutAtClient = label.expectedCause.hasPrefix("response_cut_short") || label.expectedCause == "response_stalled"
+        #expect(impact.failed == (cutAtClient ? label.client.requests : failedAtClient), "\(impact.sentence)")
 
         // Counts: nginx logs one error line per failed upstream attempt; for the rest (HAProxy,
         // retried failures) the clients' failed statuses are the reference.
