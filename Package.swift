@@ -16,7 +16,7 @@ let package = Package(
         // Link, network and transport headers decoded from borrowed bytes. No dependencies.
         .target(name: "CapdiagWire"),
         // libpcap wrapper: offline files, BPF filters, merged reading of several files.
-        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire", "CapdiagProtocols"]),
+        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire"]),
         // TCP connection tracking (Zeek endpoint states, conn_state, history) and the flow table.
         .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
         // Stream parsers for HTTP/1.x and TLS: push bytes, get events. Only Wire (for small types).
@@ -27,11 +27,20 @@ let package = Package(
         .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols", "CapdiagDiagnosis"]),
         // Report model and its text / JSON renderings.
         .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols"]),
+        // One analysis: inputs, options, the analyzer, diagnosis and conclusions, and the
+        // outputs as sinks (text, JSON, JSON Lines, reports, flow exports). Above Capture and
+        // Engine, so the command line and tests drive the same pipeline.
+        .target(
+            name: "CapdiagSession",
+            dependencies: [
+                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
+                "CapdiagWire",
+            ]),
         .executableTarget(
             name: "capdiag",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
-                "CapdiagWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CapdiagSession", "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow",
+                "CapdiagProtocols", "CapdiagWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -49,7 +58,7 @@ let package = Package(
         .testTarget(
             name: "CapdiagEndToEndTests",
             dependencies: [
-                "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
+                "CapdiagSession", "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
                 "CapdiagTestSupport",
             ],
             // Expected reports, read from the source tree by the golden tests.

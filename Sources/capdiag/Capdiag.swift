@@ -5,6 +5,7 @@ import CapdiagEngine
 import CapdiagFlow
 import CapdiagProtocols
 import CapdiagReport
+import CapdiagSession
 import CapdiagWire
 import Foundation
 import Logging
@@ -217,199 +218,158 @@ struct Capdiag: ParsableCommand {
         let level: Logger.Level = quiet ? .error : verbose >= 2 ? .debug : verbose == 1 ? .info : .notice
         LoggingSystem.bootstrap { _ in StderrLogHandler(logLevel: level) }
         let logger = Logger(label: "capdiag")
-
-        Redaction.enabled = !noRedact
-        let filterExpression = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
         if listInterfaces {
             try printInterfaces()
             return
         }
-
-        var options = AnalyzerOptions()
-        options.flowTable.idleTimeout = Int64(idleTimeout * 1e9)
-        options.flowTable.maximumFlows = maxFlows
-        var analyzer = Analyzer(options: options)
-        var builder = ReportBuilder(keep: listLimit)
-        var thresholds = DiagnosisOptions()
-        thresholds.connectTimeout = Int64(connectTimeout * 1e9)
-        thresholds.readTimeout = Int64(readTimeout * 1e9)
-        thresholds.maxHeaderSize = maxHeaderSize
-        let diagnoser = Diagnoser(options: thresholds)
-        var collector = DiagnosisCollector(
-            options: thresholds, upstreams: upstreams.compactMap(EndpointPattern.init), gateways: gateways.compactMap(EndpointPattern.init))
+        let options = sessionOptions()
+        Redaction.enabled = options.redact
+        let session = AnalysisSession(options: options)
         let output = StandardOutput()
-        var document = format == .json ? JSONDocumentWriter(write: output.write) : nil
-        let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
-
-        var selections: [ExportCandidate] = []
-        var exportsNotWritten = 0
-        func take(_ flow: TCPFlow, _ session: ProtocolSession) {
-            let facts = session.facts(flow)
-            let diagnosis = diagnoser.diagnose(facts)
-            collector.add(facts, diagnosis)
-            if exportDirectory != nil && (exportAll || !diagnosis.isHealthy) {
-                if selections.count < exportLimit {
-                    selections.append(ExportCandidate(flow: flow, code: diagnosis.findings.max { $0.severity < $1.severity }?.code))
-                } else {
-                    exportsNotWritten += 1
-                }
-            }
-            guard format != .text else {
-                builder.add(flow, session: session, diagnosis: diagnosis)
-                return
-            }
-            let record = FlowRecord(flow, session: session, diagnosis: diagnosis)
-            builder.add(record)
-            if format == .json {
-                document?.add(record)
-            } else {
-                output.write(record.jsonLine + "\n")
-                output.flush()
-            }
+        let exports = exportDirectory.map {
+            FlowExportSink(
+                directory: $0, all: exportAll, limit: exportLimit, payload: ExportPayload(rawValue: exportPayload) ?? .headers,
+                redact: options.redact)
+        }
+        // Files first (the report links to the exports), stdout last.
+        if let exports { session.attach(exports) }
+        if let reportFile { session.attach(TicketReportSink(path: reportFile, exports: exports, redacted: options.redact)) }
+        switch format {
+        case .text: session.attach(TextReportSink(output: output))
+        case .json: session.attach(JSONDocumentSink(output: output))
+        case .jsonl: session.attach(JSONLinesSink(output: output))
         }
 
-        var inputs: [InputRecord] = []
-        var kernel: KernelRecord?
-        var writtenPaths: [String] = []
-        if let interface {
-            var live = LiveOptions()
-            // tcpdump's -s 0 means "whole packets": libpcap's maximum.
-            live.snapshotLength = snapshotLength == 0 ? 262_144 : snapshotLength
-            live.bufferSize = bufferSize * 1024
-            live.promiscuous = !noPromiscuous
-            live.immediate = !noImmediate
-            let write = writeFile.map {
-                WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, fileCount: fileCount)
-            }
-            let reader: LiveReader
-            do {
-                reader = try LiveReader(device: interface, options: live, filter: filterExpression, write: write)
-                if let user { try reader.dropPrivileges(to: user) }
-            } catch {
-                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
-            StopSignal.install()
-            let started = DispatchTime.now().uptimeNanoseconds
-            let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
-            var nextRolling = interval.map { started + UInt64($0 * 1e9) }
-            var stoppedBy = "interrupted"
-            func periodic() {
-                let now = DispatchTime.now().uptimeNanoseconds
-                let drops = reader.handle.statistics?.dropped ?? 0
-                progress.tick(
-                    packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows, force: true,
-                    extra: "\(builder.flaggedCount) flagged\(causeCounts(collector.flaggedByCode)), \(drops) dropped by the kernel")
-                if let next = nextRolling, now >= next {
-                    output.write(TextReport.rollingLine(
-                        builder: builder, packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, drops: drops,
-                        causes: collector.flaggedByCode) + "\n")
-                    output.flush()
-                    nextRolling = next + UInt64((interval ?? 1) * 1e9)
-                }
-            }
-            reader.read(
-                limit: count,
-                shouldStop: {
-                    if StopSignal.requested { return true }
-                    if let limitNs, DispatchTime.now().uptimeNanoseconds - started >= limitNs {
-                        stoppedBy = "duration"
-                        return true
-                    }
-                    return false
-                },
-                idle: periodic
-            ) { metadata, linkType, bytes in
-                analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
-                analyzer.drainFinishedFlows(take)
-                if analyzer.stats.packets & 0x3FF == 0 { periodic() }
-            }
-            // A signal or --duration ends a live capture without a reader stop reason of its own.
-            var stop = stoppedBy
-            if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
-            let message = reader.stop?.message
-            if let message { logger.warning("\(interface): capture stopped: \(message)") }
-            inputs = [
-                InputRecord(
-                    path: "interface \(interface)", linkType: reader.handle.dataLinkType,
-                    linkTypeName: reader.handle.dataLinkName, snaplen: reader.handle.snapshotLength,
-                    packetsRead: reader.packets, stop: stop, error: message)
-            ]
-            if let stats = reader.handle.statistics {
-                kernel = KernelRecord(received: stats.received, dropped: stats.dropped, interfaceDropped: stats.interfaceDropped)
-                if stats.dropped + stats.interfaceDropped > 0 {
-                    logger.warning("\(stats.dropped) packets dropped by the kernel, \(stats.interfaceDropped) by the interface: conclusions may be incomplete")
-                }
-            }
-            for file in reader.writtenFiles { logger.notice("packets written to \(file)") }
-            writtenPaths = reader.writtenFiles
-        } else {
-            let reader: OfflineReader
-            do {
-                reader = try OfflineReader(paths: readFiles, filter: filterExpression)
-            } catch {
-                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            for input in reader.inputs {
-                logger.notice("reading from file \(input.path), link-type \(input.linkTypeName), snapshot length \(input.snapshotLength)")
-            }
-            reader.read(limit: count) { metadata, linkType, bytes in
-                analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
-                analyzer.drainFinishedFlows(take)
-                progress.tick(packets: analyzer.stats.packets, flows: analyzer.flows.activeFlows)
-                return true
-            }
-            inputs = reader.inputs.map { input in
-                if let message = input.stop?.message {
-                    logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(message)")
-                }
-                return InputRecord(
-                    path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName,
-                    snaplen: input.snapshotLength, packetsRead: input.packetsRead,
-                    stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
-            }
-        }
-        analyzer.finish()
-        analyzer.drainFinishedFlows(take)
-        progress.clear()
-
-        for input in inputs where !LinkType(dlt: input.linkType).isSupported {
+        let stopped = try interface.map { try captureLive(on: $0, session: session, output: output, logger: logger) }
+            ?? readOffline(session: session, logger: logger)
+        for input in stopped.inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
         }
-        var summary = builder.summary(inputs: inputs, filter: filterExpression, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
-        summary.capture.kernel = kernel
-        summary.diagnosis = collector.conclude(dns: analyzer.dns)
-        var exports: [Int: String] = [:]
-        if let exportDirectory {
-            let paths = interface == nil ? readFiles : writtenPaths
-            exports = try writeExports(
-                selections, to: exportDirectory, paths: paths, filter: filterExpression,
-                payload: ExportPayload(rawValue: exportPayload) ?? .headers, logger: logger, notWritten: exportsNotWritten)
+        let (_, failures) = session.conclude(stopped)
+        if let exports, !failures.contains(where: { "\($0)".hasPrefix("export") || "\($0)".hasPrefix("cannot create") }) {
+            logger.notice("\(exports.written.count) flow(s) exported to \(exports.directory)")
+            if exports.notSelected > 0 { logger.warning("\(exports.notSelected) more flow(s) not exported: raise --export-limit") }
         }
-        if let reportFile {
-            let report = TicketReport(
-                summary: summary, flows: builder.flagged,
-                exports: exports.mapValues { relativePath(from: reportFile, to: $0) }, redacted: Redaction.enabled)
-            let text = reportFile.hasSuffix(".md") ? MarkdownReport.render(report) : HTMLReport.render(report)
-            do {
-                try text.write(toFile: reportFile, atomically: true, encoding: .utf8)
-                logger.notice("report written to \(reportFile)")
-            } catch {
-                FileHandle.standardError.write(Data("capdiag: error: cannot write \(reportFile): \(error.localizedDescription)\n".utf8))
-                throw ExitCode(2)
-            }
-        }
-        switch format {
-        case .text: output.write(TextReport.render(summary: summary, builder: builder))
-        case .json: document?.finish(summary)
-        case .jsonl: output.write(JSONOutput.line(summary) + "\n")
-        }
-        output.flush()
-        if let failOn, let threshold = Severity(name: failOn), let worst = collector.worst, worst >= threshold {
+        if let reportFile, !failures.contains(where: { "\($0)".contains(reportFile) }) { logger.notice("report written to \(reportFile)") }
+        // A side output that failed is an error, but what the other outputs hold still went out.
+        for failure in failures { FileHandle.standardError.write(Data("capdiag: error: \(failure)\n".utf8)) }
+        if !failures.isEmpty { throw ExitCode(2) }
+        if let failOn, let threshold = Severity(name: failOn), let worst = session.worstSeverity, worst >= threshold {
             throw ExitCode(1)
         }
+    }
+
+    /// The analysis as the options describe it.
+    func sessionOptions() -> SessionOptions {
+        var options = SessionOptions()
+        options.analyzer.flowTable.idleTimeout = Int64(idleTimeout * 1e9)
+        options.analyzer.flowTable.maximumFlows = maxFlows
+        options.thresholds.connectTimeout = Int64(connectTimeout * 1e9)
+        options.thresholds.readTimeout = Int64(readTimeout * 1e9)
+        options.thresholds.maxHeaderSize = maxHeaderSize
+        options.upstreams = upstreams.compactMap(EndpointPattern.init)
+        options.gateways = gateways.compactMap(EndpointPattern.init)
+        options.listLimit = listLimit
+        options.filter = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
+        options.packetLimit = count
+        options.redact = !noRedact
+        return options
+    }
+
+    /// `-r FILE …`: reads every file to the end.
+    func readOffline(session: AnalysisSession, logger: Logger) throws -> CaptureStopped {
+        let reader: OfflineReader
+        do {
+            reader = try OfflineReader(paths: readFiles, filter: session.options.filter)
+        } catch {
+            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        for input in reader.inputs {
+            logger.notice("reading from file \(input.path), link-type \(input.linkTypeName), snapshot length \(input.snapshotLength)")
+        }
+        let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
+        let inputs = session.readFiles(reader) { packets, flows in progress.tick(packets: packets, flows: flows) }
+        progress.clear()
+        for input in inputs {
+            if let message = input.error { logger.warning("\(input.path): reading stopped after \(input.packetsRead) packets: \(message)") }
+        }
+        return CaptureStopped(inputs: inputs, kernel: nil, writtenFiles: [])
+    }
+
+    /// `-i IFACE`: captures until a signal, `-c` or `--duration`, with a status line and
+    /// `--interval` summaries.
+    func captureLive(on interface: String, session: AnalysisSession, output: StandardOutput, logger: Logger) throws -> CaptureStopped {
+        var live = LiveOptions()
+        // tcpdump's -s 0 means "whole packets": libpcap's maximum.
+        live.snapshotLength = snapshotLength == 0 ? 262_144 : snapshotLength
+        live.bufferSize = bufferSize * 1024
+        live.promiscuous = !noPromiscuous
+        live.immediate = !noImmediate
+        let write = writeFile.map { WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, fileCount: fileCount) }
+        let reader: LiveReader
+        do {
+            reader = try LiveReader(device: interface, options: live, filter: session.options.filter, write: write)
+            if let user { try reader.dropPrivileges(to: user) }
+        } catch {
+            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
+        StopSignal.install()
+        let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
+        let rolling = RollingLineSink(output: output)
+        let started = DispatchTime.now().uptimeNanoseconds
+        let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
+        var nextRolling = interval.map { started + UInt64($0 * 1e9) }
+        var stoppedBy = "interrupted"
+        func periodic() {
+            let now = DispatchTime.now().uptimeNanoseconds
+            let drops = reader.handle.statistics?.dropped ?? 0
+            let tick = session.tick(kernelDrops: drops)
+            progress.tick(
+                packets: tick.packets, flows: tick.openFlows, force: true,
+                extra: "\(tick.flagged) flagged\(causeCounts(tick.verdicts)), \(drops) dropped by the kernel")
+            if let next = nextRolling, now >= next {
+                rolling.rollingLine(tick, builder: session.builder)
+                nextRolling = next + UInt64((interval ?? 1) * 1e9)
+            }
+        }
+        reader.read(
+            limit: count,
+            shouldStop: {
+                if StopSignal.requested { return true }
+                if let limitNs, DispatchTime.now().uptimeNanoseconds - started >= limitNs {
+                    stoppedBy = "duration"
+                    return true
+                }
+                return false
+            },
+            idle: periodic
+        ) { metadata, linkType, bytes in
+            session.feed(metadata, linkType: linkType, bytes: bytes)
+            if session.analyzer.stats.packets & 0x3FF == 0 { periodic() }
+        }
+        progress.clear()
+        // A signal or --duration ends a live capture without a reader stop reason of its own.
+        var stop = stoppedBy
+        if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
+        let message = reader.stop?.message
+        if let message { logger.warning("\(interface): capture stopped: \(message)") }
+        var kernel: KernelRecord?
+        if let stats = reader.handle.statistics {
+            kernel = KernelRecord(received: stats.received, dropped: stats.dropped, interfaceDropped: stats.interfaceDropped)
+            if stats.dropped + stats.interfaceDropped > 0 {
+                logger.warning("\(stats.dropped) packets dropped by the kernel, \(stats.interfaceDropped) by the interface: conclusions may be incomplete")
+            }
+        }
+        for file in reader.writtenFiles { logger.notice("packets written to \(file)") }
+        let inputs = [
+            InputRecord(
+                path: "interface \(interface)", linkType: reader.handle.dataLinkType, linkTypeName: reader.handle.dataLinkName,
+                snaplen: reader.handle.snapshotLength, packetsRead: reader.packets, stop: stop, error: message)
+        ]
+        return CaptureStopped(inputs: inputs, kernel: kernel, writtenFiles: reader.writtenFiles)
     }
 
     private func printInterfaces() throws {
@@ -465,7 +425,7 @@ func checkSeconds(_ value: Double?, _ flag: String) throws {
 }
 
 /// Buffered stdout through C stdio: the report only, never logs.
-final class StandardOutput {
+final class StandardOutput: TextOutput {
     /// A stdio stream of its own on file descriptor 1 (the C `stdout` global is not
     /// concurrency-safe to name in Swift 6).
     private let stream = fdopen(STDOUT_FILENO, "w")

@@ -1,4 +1,4 @@
-import CPcap
+import CapdiagCapture
 import CapdiagProtocols
 import CapdiagWire
 
@@ -61,8 +61,10 @@ public struct FlowExporter {
     public private(set) var written: [Int: Int] = [:]
     /// Packets not written because their link type differed from the flow's first packet.
     public private(set) var skippedLinkType = 0
+    /// Mask credentials in the payload kept (on unless `--no-redact`).
+    public var redact = true
 
-    public init() {}
+    public init(redact: Bool = true) { self.redact = redact }
 
     public mutating func export(
         paths: [String], filter: String?, limit: Int?, flows: [FlowSelection], payload: ExportPayload
@@ -71,20 +73,14 @@ public struct FlowExporter {
         let reader = try OfflineReader(paths: paths, filter: filter)
         let byFirst = flows.sorted { $0.firstFrame < $1.firstFrame }
         var next = 0
-        var open: [Int: (selection: FlowSelection, dumper: OpaquePointer, dead: OpaquePointer, linkType: Int32)] = [:]
+        var open: [Int: (selection: FlowSelection, file: PcapDumpFile, linkType: Int32)] = [:]
         var frame = 0
         var failure: CaptureError?
         var buffer: [UInt8] = []
         var recentDNS: [DNSPacket] = []
-        func write(_ dumper: OpaquePointer, time: Timestamp, wireLength: Int, bytes: [UInt8], count: Int) {
-            var header = pcap_pkthdr()
-            header.ts.tv_sec = Int(time.nanoseconds / 1_000_000_000)
-            header.ts.tv_usec = Int(time.nanoseconds % 1_000_000_000)
-            header.caplen = UInt32(count)
-            header.len = UInt32(wireLength)
-            bytes.withUnsafeBufferPointer { pointer in
-                pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header, pointer.baseAddress)
-            }
+        let redact = self.redact
+        func close(_ file: PcapDumpFile) {
+            do { try file.close() } catch { if failure == nil { failure = error } }
         }
         reader.read(limit: limit) { metadata, linkType, bytes in
             frame += 1
@@ -107,13 +103,14 @@ public struct FlowExporter {
                 let selection = byFirst[next]
                 next += 1
                 let dlt = reader.inputs[metadata.sourceIndex].linkType
-                guard let dead = pcap_open_dead_with_tstamp_precision(dlt, 262_144, UInt32(PCAP_TSTAMP_PRECISION_NANO)) else { continue }
-                guard let dumper = pcap_dump_open(dead, selection.path) else {
-                    failure = CaptureError(function: "pcap_dump_open", subject: selection.path, message: String(cString: pcap_geterr(dead)))
-                    pcap_close(dead)
+                let file: PcapDumpFile
+                do { file = try PcapDumpFile(path: selection.path, linkType: dlt) } catch let error as CaptureError {
+                    failure = error
+                    return false
+                } catch {
                     return false
                 }
-                open[selection.id] = (selection, dumper, dead, dlt)
+                open[selection.id] = (selection, file, dlt)
                 // The latest DNS answer that named this upstream, and the query it answers.
                 let address = selection.responder.address.description
                 let answers = recentDNS.last { $0.isResponse && $0.answers.contains(address) && $0.linkType == dlt }.map { [$0] } ?? []
@@ -123,7 +120,7 @@ public struct FlowExporter {
                     }
                 }
                 for packet in related {
-                    write(dumper, time: packet.time, wireLength: packet.wireLength, bytes: packet.bytes, count: packet.bytes.count)
+                    file.write(time: packet.time, bytes: packet.bytes, count: packet.bytes.count, wireLength: packet.wireLength)
                     written[selection.id, default: 0] += 1
                 }
             }
@@ -147,33 +144,31 @@ public struct FlowExporter {
                 }
                 buffer.removeAll(keepingCapacity: true)
                 for index in 0..<bytes.byteCount { buffer.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
-                let kept = Self.keep(&buffer, payloadOffset: decoded.payloadOffset, payloadLength: decoded.capturedPayloadLength, payload: payload)
-                write(entry.dumper, time: metadata.timestamp, wireLength: metadata.wireLength, bytes: buffer, count: kept)
+                let kept = Self.keep(
+                    &buffer, payloadOffset: decoded.payloadOffset, payloadLength: decoded.capturedPayloadLength, payload: payload,
+                    redact: redact)
+                entry.file.write(time: metadata.timestamp, bytes: buffer, count: kept, wireLength: metadata.wireLength)
                 written[id, default: 0] += 1
             }
             for (id, entry) in open where entry.selection.lastFrame <= frame {
-                pcap_dump_close(entry.dumper)
-                pcap_close(entry.dead)
+                close(entry.file)
                 open[id] = nil
             }
             return next < byFirst.count || !open.isEmpty
         }
-        for entry in open.values {
-            pcap_dump_close(entry.dumper)
-            pcap_close(entry.dead)
-        }
+        for entry in open.values { close(entry.file) }
         if let failure { throw failure }
     }
 
     /// Applies the payload policy to one packet's bytes and returns how many to write.
-    static func keep(_ bytes: inout [UInt8], payloadOffset: Int, payloadLength: Int, payload: ExportPayload) -> Int {
+    static func keep(_ bytes: inout [UInt8], payloadOffset: Int, payloadLength: Int, payload: ExportPayload, redact: Bool) -> Int {
         let payloadEnd = min(bytes.count, payloadOffset + payloadLength)
         guard payloadLength > 0, payloadOffset <= payloadEnd else { return bytes.count }
         switch payload {
         case .none:
             return payloadOffset
         case .all:
-            if Redaction.enabled { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: payloadEnd) }
+            if redact { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: payloadEnd) }
             return bytes.count
         case .headers:
             guard startsHTTPMessage(bytes, at: payloadOffset, end: payloadEnd) else { return payloadOffset }
@@ -186,7 +181,7 @@ public struct FlowExporter {
                 }
                 index += 1
             }
-            if Redaction.enabled { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: headEnd) }
+            if redact { Redaction.maskHeaders(in: &bytes, from: payloadOffset, to: headEnd) }
             return headEnd
         }
     }

@@ -1,0 +1,210 @@
+import CapdiagCapture
+import CapdiagDiagnosis
+import CapdiagEngine
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagReport
+import CapdiagWire
+
+/// Everything one analysis is configured with, as one value: passed in, never global.
+public struct SessionOptions: Sendable {
+    public var analyzer = AnalyzerOptions()
+    public var thresholds = DiagnosisOptions()
+    /// `--upstream` / `--gateway`: named roles instead of inferred ones.
+    public var upstreams: [EndpointPattern] = []
+    public var gateways: [EndpointPattern] = []
+    /// Flows of each kind kept for listing (text and reports).
+    public var listLimit = 50
+    /// BPF filter applied to every input (and again by the export's second pass).
+    public var filter: String?
+    /// Stop after this many packets.
+    public var packetLimit: Int?
+    /// Credentials masked in every output (`--no-redact` turns it off).
+    public var redact = true
+
+    public init() {}
+}
+
+/// One finished flow, as the sinks see it: the flow and its protocol analysis, the facts the
+/// rules read, and their verdicts. Its JSON record is built at most once, for the first sink
+/// that asks for it.
+public final class FlowEnded {
+    public let flow: TCPFlow
+    public let session: ProtocolSession
+    public let facts: FlowFacts
+    public let diagnosis: FlowDiagnosis
+    private var built: FlowRecord?
+
+    init(flow: TCPFlow, session: ProtocolSession, facts: FlowFacts, diagnosis: FlowDiagnosis) {
+        self.flow = flow
+        self.session = session
+        self.facts = facts
+        self.diagnosis = diagnosis
+    }
+
+    /// The flow's record (JSON schema in docs/json-schema.md).
+    public var record: FlowRecord {
+        if let built { return built }
+        let record = FlowRecord(flow, session: session, diagnosis: diagnosis)
+        built = record
+        return record
+    }
+
+    var recordIfBuilt: FlowRecord? { built }
+}
+
+/// A periodic look at a running capture (live mode, about once a second and on `--interval`).
+public struct SessionTick: Sendable {
+    public var packets: Int
+    public var openFlows: Int
+    public var flagged: Int
+    public var kernelDrops: UInt64
+    /// Verdicts so far at medium or above, by code.
+    public var verdicts: [String: Int]
+
+    public init(packets: Int, openFlows: Int, flagged: Int, kernelDrops: UInt64, verdicts: [String: Int]) {
+        self.packets = packets
+        self.openFlows = openFlows
+        self.flagged = flagged
+        self.kernelDrops = kernelDrops
+        self.verdicts = verdicts
+    }
+}
+
+/// How the inputs ended, reported once before the conclusions.
+public struct CaptureStopped: Sendable {
+    public var inputs: [InputRecord]
+    public var kernel: KernelRecord?
+    /// Files the live capture wrote with `-w`: the inputs of a second pass (exports).
+    public var writtenFiles: [String]
+
+    public init(inputs: [InputRecord], kernel: KernelRecord?, writtenFiles: [String]) {
+        self.inputs = inputs
+        self.kernel = kernel
+        self.writtenFiles = writtenFiles
+    }
+}
+
+/// The end of the analysis: the summary with the capture-wide diagnosis, and the flows kept
+/// for listing.
+public struct SessionConclusion {
+    public var summary: SummaryRecord
+    public var builder: ReportBuilder
+    public var options: SessionOptions
+    /// The paths a second pass reads: the offline inputs, or the live capture's `-w` files.
+    public var replayPaths: [String]
+}
+
+/// An output of the analysis. Each is a small type that a test can drive with a recorded
+/// sequence of events, without libpcap or the command line. Sinks are told in the order they
+/// were attached; one that writes files (exports) comes before one that links to them (reports).
+public protocol SessionSink: AnyObject {
+    func flowEnded(_ event: FlowEnded)
+    func tick(_ tick: SessionTick)
+    /// The conclusions are final: write whatever the sink writes.
+    /// - Throws: `SinkError` when its output could not be written; the other sinks still run.
+    func concluded(_ conclusion: SessionConclusion) throws
+}
+
+extension SessionSink {
+    public func flowEnded(_ event: FlowEnded) {}
+    public func tick(_ tick: SessionTick) {}
+}
+
+/// An output that could not be written, said plainly.
+public struct SinkError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One analysis: the analyzer, the per-flow diagnosis and the cross-flow collector, fed by
+/// packets from any source, telling its sinks as flows end and when it concludes.
+public final class AnalysisSession {
+    public let options: SessionOptions
+    public private(set) var analyzer: Analyzer
+    public private(set) var collector: DiagnosisCollector
+    public private(set) var builder: ReportBuilder
+    private let diagnoser: Diagnoser
+    private var sinks: [any SessionSink] = []
+
+    public init(options: SessionOptions) {
+        self.options = options
+        analyzer = Analyzer(options: options.analyzer)
+        collector = DiagnosisCollector(options: options.thresholds, upstreams: options.upstreams, gateways: options.gateways)
+        builder = ReportBuilder(keep: options.listLimit)
+        diagnoser = Diagnoser(options: options.thresholds)
+    }
+
+    public func attach(_ sink: any SessionSink) { sinks.append(sink) }
+
+    /// Analyses one captured frame and hands every flow that ended to the sinks.
+    @inline(__always)
+    public func feed(_ metadata: PacketMetadata, linkType: LinkType, bytes: RawSpan) {
+        analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
+        analyzer.drainFinishedFlows(take)
+    }
+
+    private func take(_ flow: TCPFlow, _ session: ProtocolSession) {
+        let facts = session.facts(flow)
+        let diagnosis = diagnoser.diagnose(facts)
+        collector.add(facts, diagnosis)
+        let event = FlowEnded(flow: flow, session: session, facts: facts, diagnosis: diagnosis)
+        for sink in sinks { sink.flowEnded(event) }
+        // Counting every flow, keeping a record only for those listed: formatting every flow's
+        // times would cost more than tracking it. A record a sink already built is reused.
+        if let record = event.recordIfBuilt { builder.add(record) } else { builder.add(flow, session: session, diagnosis: diagnosis) }
+    }
+
+    /// Tells the sinks how the capture is going, and returns what it told them.
+    @discardableResult
+    public func tick(kernelDrops: UInt64) -> SessionTick {
+        let tick = SessionTick(
+            packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, flagged: builder.flaggedCount,
+            kernelDrops: kernelDrops, verdicts: collector.flaggedByCode)
+        for sink in sinks { sink.tick(tick) }
+        return tick
+    }
+
+    /// Reads offline files to the end (or the packet limit).
+    /// - Parameter progress: called after every packet (cheap; the callee rate-limits).
+    /// - Returns: how each input ended.
+    public func readFiles(_ reader: OfflineReader, progress: (Int, Int) -> Void = { _, _ in }) -> [InputRecord] {
+        reader.read(limit: options.packetLimit) { metadata, linkType, bytes in
+            feed(metadata, linkType: linkType, bytes: bytes)
+            progress(analyzer.stats.packets, analyzer.flows.activeFlows)
+            return true
+        }
+        return reader.inputs.map { input in
+            InputRecord(
+                path: input.path, linkType: input.linkType, linkTypeName: input.linkTypeName,
+                snaplen: input.snapshotLength, packetsRead: input.packetsRead,
+                stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
+        }
+    }
+
+    /// Ends the analysis: every flow still open is finished and handed over, the capture-wide
+    /// conclusions are drawn, and each sink writes its output. Every sink runs even when an
+    /// earlier one failed.
+    /// - Returns: the conclusion and the errors of the sinks that failed.
+    @discardableResult
+    public func conclude(_ stopped: CaptureStopped) -> (conclusion: SessionConclusion, failures: [any Error]) {
+        analyzer.finish()
+        analyzer.drainFinishedFlows(take)
+        var summary = builder.summary(
+            inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
+        summary.capture.kernel = stopped.kernel
+        summary.diagnosis = collector.conclude(dns: analyzer.dns)
+        let isLive = stopped.inputs.first?.path.hasPrefix("interface ") == true
+        let conclusion = SessionConclusion(
+            summary: summary, builder: builder, options: options,
+            replayPaths: isLive ? stopped.writtenFiles : stopped.inputs.map(\.path))
+        var failures: [any Error] = []
+        for sink in sinks {
+            do { try sink.concluded(conclusion) } catch { failures.append(error) }
+        }
+        return (conclusion, failures)
+    }
+
+    /// The most severe verdict so far.
+    public var worstSeverity: Severity? { collector.worst }
+}
