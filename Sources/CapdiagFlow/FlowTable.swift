@@ -11,6 +11,8 @@ public struct FlowTableOptions: Sendable {
     public var closeLinger: Int64 = 60 * 1_000_000_000
     /// Most flows held at once; beyond it the least recently active are evicted.
     public var maximumFlows = 1_000_000
+    /// Most bytes all flows together may hold in out-of-order buffers (`ReassemblyMemory`).
+    public var reassemblyMemcap = ReassemblyMemory.defaultLimit
 
     public init() {}
 }
@@ -30,19 +32,23 @@ public protocol FlowSession {
     ///   - payload: the captured payload bytes, valid during the call.
     ///   - dataOffset: the stream offset of the payload's first byte in the sender's direction,
     ///     or nil when the sequence number cannot be trusted (after a reset).
+    ///   - memory: what all flows' out-of-order buffers hold, against the global cap.
     mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow)
-    /// Called once when the flow leaves the table.
-    mutating func end(_ flow: TCPFlow)
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        memory: inout ReassemblyMemory)
+    /// Called once when the flow leaves the table; whatever the session still buffers must be
+    /// released from `memory`.
+    mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory)
 }
 
 /// No per-flow state: flow tracking only.
 public struct NoSession: FlowSession {
     public init() {}
     public mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        memory: inout ReassemblyMemory
     ) {}
-    public mutating func end(_ flow: TCPFlow) {}
+    public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {}
 }
 
 /// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
@@ -65,9 +71,12 @@ public struct FlowTable<Session: FlowSession> {
     public private(set) var evictedFlows = 0
     /// The most flows held at once.
     public private(set) var peakFlows = 0
+    /// Out-of-order buffers of all sessions, against `options.reassemblyMemcap`.
+    public private(set) var reassemblyMemory: ReassemblyMemory
 
     public init(options: FlowTableOptions = FlowTableOptions()) {
         self.options = options
+        reassemblyMemory = ReassemblyMemory(limit: options.reassemblyMemcap)
         finished.reserveCapacity(64)
     }
 
@@ -93,7 +102,8 @@ public struct FlowTable<Session: FlowSession> {
         let direction: Direction = slots[slot].originator == sender ? .originator : .responder
         if slots[slot].isDuplicateFrame(segment, from: direction) { return }
         let dataOffset = slots[slot].apply(segment, from: direction)
-        sessions[slot].segment(segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot])
+        sessions[slot].segment(
+            segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot], memory: &reassemblyMemory)
     }
 
     /// Flow tracking without a payload (tests and callers without a session).
@@ -172,7 +182,7 @@ public struct FlowTable<Session: FlowSession> {
         flow.finish(reason)
         var session = sessions[slot]
         sessions[slot] = Session()  // release the session's memory now
-        session.end(flow)
+        session.end(flow, memory: &reassemblyMemory)
         finished.append((flow, session))
         index[key] = nil
         occupied[slot] = false
