@@ -116,6 +116,13 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("max-flows"), help: ArgumentHelp("Most flows tracked at once; the least recently active are evicted beyond it.", valueName: "n"))
     var maxFlows: Int = 1_000_000
 
+    @Option(
+        name: .customLong("reassembly-memcap"),
+        help: ArgumentHelp(
+            "Most memory, in MiB, all flows together may hold in out-of-order buffers (each direction also stops at 256 KiB). When it is reached, the flow that needs more gives up its oldest hole as a gap; the summary counts the hits.",
+            valueName: "MB"))
+    var reassemblyMemcap: Int = ReassemblyMemory.defaultLimit / 1_048_576
+
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
@@ -211,6 +218,9 @@ struct Capdiag: ParsableCommand {
         }
         if exportLimit <= 0 { throw ValidationError("--export-limit must be positive") }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
+        if reassemblyMemcap <= 0 || reassemblyMemcap > 1_048_576 {
+            throw ValidationError("--reassembly-memcap needs a size in MiB from 1 to 1048576")
+        }
     }
 
     func run() throws {
@@ -228,6 +238,7 @@ struct Capdiag: ParsableCommand {
         var options = AnalyzerOptions()
         options.flowTable.idleTimeout = Int64(idleTimeout * 1e9)
         options.flowTable.maximumFlows = maxFlows
+        options.flowTable.reassemblyMemcap = reassemblyMemcap * 1_048_576
         var analyzer = Analyzer(options: options)
         var builder = ReportBuilder(keep: listLimit)
         var thresholds = DiagnosisOptions()
@@ -371,8 +382,7 @@ struct Capdiag: ParsableCommand {
                     stop: (input.stop ?? .endOfFile).code, error: input.stop?.message)
             }
         }
-        analyzer.finish()
-        analyzer.drainFinishedFlows(take)
+        analyzer.finish(draining: take)
         progress.clear()
 
         for input in inputs where !LinkType(dlt: input.linkType).isSupported {
