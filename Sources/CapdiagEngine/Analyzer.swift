@@ -90,6 +90,13 @@ public struct Analyzer {
         dns.finish()
     }
 
+    /// Ends the analysis, handing every flow still held (and any that ended before) to `body`
+    /// as it ends, so the ended flows are never all held at once.
+    public mutating func finish(draining body: (TCPFlow, ProtocolSession) -> Void) {
+        flows.finishAll(draining: body)
+        dns.finish()
+    }
+
     /// Hands every flow that has ended since the last call to `body`.
     public mutating func drainFinishedFlows(_ body: (TCPFlow, ProtocolSession) -> Void) { flows.drainFinished(body) }
 }

@@ -76,7 +76,8 @@ public struct ProtocolSession: FlowSession, Sendable {
     public var application: Application { state?.application ?? .undecided }
 
     public mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        memory: inout ReassemblyMemory
     ) {
         let side: StreamSide = direction == .originator ? .client : .server
         let packet = segment.packet
@@ -97,14 +98,14 @@ public struct ProtocolSession: FlowSession, Sendable {
             }
             var sink = ApplicationSink(state: state, side: side)
             if side == .client {
-                clientStream.add(payload, at: dataOffset, packet: packet, to: &sink)
+                clientStream.add(payload, at: dataOffset, packet: packet, to: &sink, memory: &memory)
                 if segment.payloadLength > payload.byteCount {
-                    clientStream.skip(to: dataOffset + Int64(segment.payloadLength), packet: packet, to: &sink)
+                    clientStream.skip(to: dataOffset + Int64(segment.payloadLength), packet: packet, to: &sink, memory: &memory)
                 }
             } else {
-                serverStream.add(payload, at: dataOffset, packet: packet, to: &sink)
+                serverStream.add(payload, at: dataOffset, packet: packet, to: &sink, memory: &memory)
                 if segment.payloadLength > payload.byteCount {
-                    serverStream.skip(to: dataOffset + Int64(segment.payloadLength), packet: packet, to: &sink)
+                    serverStream.skip(to: dataOffset + Int64(segment.payloadLength), packet: packet, to: &sink, memory: &memory)
                 }
             }
         }
@@ -116,38 +117,44 @@ public struct ProtocolSession: FlowSession, Sendable {
             var sink = ApplicationSink(state: state, side: side == .client ? .server : .client)
             if side == .client {
                 if let end = serverStream.bufferedEnd, acknowledged > serverStream.next {
-                    serverStream.skip(to: min(acknowledged, end), packet: packet, to: &sink)
+                    serverStream.skip(to: min(acknowledged, end), packet: packet, to: &sink, memory: &memory)
                 }
             } else if let end = clientStream.bufferedEnd, acknowledged > clientStream.next {
-                clientStream.skip(to: min(acknowledged, end), packet: packet, to: &sink)
+                clientStream.skip(to: min(acknowledged, end), packet: packet, to: &sink, memory: &memory)
             }
         }
         let flags = segment.header.flags
         if flags.contains(.fin) || flags.contains(.rst) {
-            close(side, by: flags.contains(.rst) ? .rst : .fin, packet: packet)
+            close(side, by: flags.contains(.rst) ? .rst : .fin, packet: packet, memory: &memory)
         }
     }
 
-    public mutating func end(_ flow: TCPFlow) {
+    public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {
         // Only the end of the capture cuts a message short; an idle or evicted flow is not closed.
         let notify = flow.end == .endOfCapture
-        if !clientClosed { close(.client, by: .endOfCapture, packet: flow.last, notify: notify) }
-        if !serverClosed { close(.server, by: .endOfCapture, packet: flow.last, notify: notify) }
+        if !clientClosed { close(.client, by: .endOfCapture, packet: flow.last, notify: notify, memory: &memory) }
+        if !serverClosed { close(.server, by: .endOfCapture, packet: flow.last, notify: notify, memory: &memory) }
+        // Bytes that arrived beyond a hole after a side closed are never delivered (as before);
+        // their memory goes back.
+        clientStream.discard(memory: &memory)
+        serverStream.discard(memory: &memory)
         state?.http?.finish()
         state?.dns?.finish()
     }
 
     /// Flushes one side's stream and tells the application it closed.
-    private mutating func close(_ side: StreamSide, by kind: CloseKind, packet: PacketRef, notify: Bool = true) {
+    private mutating func close(
+        _ side: StreamSide, by kind: CloseKind, packet: PacketRef, notify: Bool = true, memory: inout ReassemblyMemory
+    ) {
         var sink = ApplicationSink(state: state, side: side)
         if side == .client {
             guard !clientClosed else { return }
             clientClosed = true
-            clientStream.flush(packet: packet, to: &sink)
+            clientStream.flush(packet: packet, to: &sink, memory: &memory)
         } else {
             guard !serverClosed else { return }
             serverClosed = true
-            serverStream.flush(packet: packet, to: &sink)
+            serverStream.flush(packet: packet, to: &sink, memory: &memory)
         }
         if notify { sink.closed(kind, packet: packet) }
     }

@@ -11,6 +11,8 @@ public struct FlowTableOptions: Sendable {
     public var closeLinger: Int64 = 60 * 1_000_000_000
     /// Most flows held at once; beyond it the least recently active are evicted.
     public var maximumFlows = 1_000_000
+    /// Most bytes all flows together may hold in out-of-order buffers (`ReassemblyMemory`).
+    public var reassemblyMemcap = ReassemblyMemory.defaultLimit
 
     public init() {}
 }
@@ -30,19 +32,23 @@ public protocol FlowSession {
     ///   - payload: the captured payload bytes, valid during the call.
     ///   - dataOffset: the stream offset of the payload's first byte in the sender's direction,
     ///     or nil when the sequence number cannot be trusted (after a reset).
+    ///   - memory: what all flows' out-of-order buffers hold, against the global cap.
     mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow)
-    /// Called once when the flow leaves the table.
-    mutating func end(_ flow: TCPFlow)
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        memory: inout ReassemblyMemory)
+    /// Called once when the flow leaves the table; whatever the session still buffers must be
+    /// released from `memory`.
+    mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory)
 }
 
 /// No per-flow state: flow tracking only.
 public struct NoSession: FlowSession {
     public init() {}
     public mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        memory: inout ReassemblyMemory
     ) {}
-    public mutating func end(_ flow: TCPFlow) {}
+    public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {}
 }
 
 /// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
@@ -67,9 +73,12 @@ public struct FlowTable<Session: FlowSession> {
     public private(set) var evictedFlows = 0
     /// The most flows held at once.
     public private(set) var peakFlows = 0
+    /// Out-of-order buffers of all sessions, against `options.reassemblyMemcap`.
+    public private(set) var reassemblyMemory: ReassemblyMemory
 
     public init(options: FlowTableOptions = FlowTableOptions()) {
         self.options = options
+        reassemblyMemory = ReassemblyMemory(limit: options.reassemblyMemcap)
         finished.reserveCapacity(64)
     }
 
@@ -95,7 +104,8 @@ public struct FlowTable<Session: FlowSession> {
         let direction: Direction = slots[slot].originator == sender ? .originator : .responder
         if slots[slot].isDuplicateFrame(segment, from: direction) { return }
         let dataOffset = slots[slot].apply(segment, from: direction)
-        sessions[slot].segment(segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot])
+        sessions[slot].segment(
+            segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot], memory: &reassemblyMemory)
     }
 
     /// Flow tracking without a payload (tests and callers without a session).
@@ -128,6 +138,20 @@ public struct FlowTable<Session: FlowSession> {
     public mutating func finishAll() {
         let remaining = index.sorted { slots[Int($0.value.rawValue)].id < slots[Int($1.value.rawValue)].id }
         for (key, id) in remaining { finish(slot: Int(id.rawValue), key: key, reason: .endOfCapture) }
+    }
+
+    /// Ends every flow still held, oldest first, handing each to `body` as it ends (after
+    /// those that left before): no list of every flow is built, which doubled the peak memory
+    /// of a capture ending with a million open flows.
+    public mutating func finishAll(draining body: (TCPFlow, Session) -> Void) {
+        drainFinished(body)
+        var remaining = index.map { (id: slots[Int($0.value.rawValue)].id, slot: $0.value.rawValue) }
+        remaining.sort { $0.id < $1.id }
+        for entry in remaining {
+            let slot = Int(entry.slot)
+            finish(slot: slot, key: FlowKey(slots[slot].originator, slots[slot].responder), reason: .endOfCapture)
+            drainFinished(body)
+        }
     }
 
     // MARK: - Internals
@@ -177,7 +201,7 @@ public struct FlowTable<Session: FlowSession> {
         flow.endedAt = max(latestTime ?? flow.last.time, flow.last.time)
         var session = sessions[slot]
         sessions[slot] = Session()  // release the session's memory now
-        session.end(flow)
+        session.end(flow, memory: &reassemblyMemory)
         finished.append((flow, session))
         index[key] = nil
         occupied[slot] = false

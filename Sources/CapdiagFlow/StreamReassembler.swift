@@ -31,13 +31,15 @@ public struct StreamReassembler: Sendable {
     public let maximumBuffered: Int
     /// The next offset to deliver.
     public private(set) var next: Int64 = 0
-    var pieces: [Piece] = []
+    /// Buffered pieces, sorted and disjoint. Empty (no allocation) until a segment arrives
+    /// beyond a hole.
+    var pieces = PieceList()
     var bufferedBytes = 0
     public private(set) var deliveredBytes: Int64 = 0
     public private(set) var gapBytes: Int64 = 0
     /// Overlapping segments whose bytes differed.
     public private(set) var overlapConflicts = 0
-    /// Times the buffer limit forced a gap.
+    /// Times a buffer limit forced a gap: this direction's, or the global reassembly memcap.
     public private(set) var bufferOverflows = 0
 
     public init(maximumBuffered: Int = StreamReassembler.defaultMaximumBuffered) {
@@ -48,9 +50,22 @@ public struct StreamReassembler: Sendable {
     public var hasBufferedData: Bool { !pieces.isEmpty }
     /// One past the last buffered byte.
     public var bufferedEnd: Int64? { pieces.last?.end }
+    /// What the buffered pieces cost, as charged to `ReassemblyMemory`.
+    var chargedBytes: Int { bufferedBytes + pieces.count * ReassemblyMemory.pieceOverhead }
 
-    /// Adds a segment's payload at stream `offset`.
+    /// Adds a segment's payload at stream `offset`, with no global memory cap.
     public mutating func add(_ data: RawSpan, at offset: Int64, packet: PacketRef, to sink: inout some StreamSink) {
+        var memory = ReassemblyMemory(limit: .max)
+        add(data, at: offset, packet: packet, to: &sink, memory: &memory)
+    }
+
+    /// Adds a segment's payload at stream `offset`. Bytes it buffers are charged to `memory`;
+    /// when this direction's buffer or `memory` is over its cap, the first hole is given up
+    /// (reported as a gap) and delivery resumes after it.
+    public mutating func add(
+        _ data: RawSpan, at offset: Int64, packet: PacketRef, to sink: inout some StreamSink,
+        memory: inout ReassemblyMemory
+    ) {
         let end = offset + Int64(data.byteCount)
         guard end > next, data.byteCount > 0 else { return }
         if pieces.isEmpty && offset <= next {
@@ -58,17 +73,29 @@ public struct StreamReassembler: Sendable {
             deliver(data.extracting(skip..<data.byteCount), packet: packet, to: &sink)
             return
         }
+        let before = chargedBytes
         insertUncovered(data, at: offset, end: end)
         drain(packet: packet, to: &sink)
-        if bufferedBytes > maximumBuffered, let first = pieces.first {
+        memory.charge(chargedBytes - before)
+        if let first = pieces.first, bufferedBytes > maximumBuffered || memory.isOver {
             bufferOverflows += 1
-            skip(to: first.offset, packet: packet, to: &sink)
+            if bufferedBytes > maximumBuffered { memory.directionCapHits += 1 } else { memory.memcapHits += 1 }
+            skip(to: first.offset, packet: packet, to: &sink, memory: &memory)
         }
+    }
+
+    /// Declares everything before `offset` final, with no global memory cap.
+    public mutating func skip(to offset: Int64, packet: PacketRef, to sink: inout some StreamSink) {
+        var memory = ReassemblyMemory(limit: .max)
+        skip(to: offset, packet: packet, to: &sink, memory: &memory)
     }
 
     /// Declares everything before `offset` final: buffered bytes below it are delivered and
     /// the holes between them reported as gaps.
-    public mutating func skip(to offset: Int64, packet: PacketRef, to sink: inout some StreamSink) {
+    public mutating func skip(
+        to offset: Int64, packet: PacketRef, to sink: inout some StreamSink, memory: inout ReassemblyMemory
+    ) {
+        let before = chargedBytes
         while next < offset {
             if let first = pieces.first, first.offset <= next {
                 drain(packet: packet, to: &sink)
@@ -80,11 +107,26 @@ public struct StreamReassembler: Sendable {
             next = holeEnd
             drain(packet: packet, to: &sink)
         }
+        memory.charge(chargedBytes - before)
     }
 
     /// The stream ended: delivers whatever is buffered, with gaps for the holes.
     public mutating func flush(packet: PacketRef, to sink: inout some StreamSink) {
-        if let end = pieces.last?.end { skip(to: end, packet: packet, to: &sink) }
+        var memory = ReassemblyMemory(limit: .max)
+        flush(packet: packet, to: &sink, memory: &memory)
+    }
+
+    /// The stream ended: delivers whatever is buffered, with gaps for the holes.
+    public mutating func flush(packet: PacketRef, to sink: inout some StreamSink, memory: inout ReassemblyMemory) {
+        if let end = pieces.last?.end { skip(to: end, packet: packet, to: &sink, memory: &memory) }
+    }
+
+    /// Drops what is buffered without delivering it (the flow left the table), returning its
+    /// charge to `memory`.
+    public mutating func discard(memory: inout ReassemblyMemory) {
+        memory.charge(-chargedBytes)
+        pieces = PieceList()
+        bufferedBytes = 0
     }
 
     private mutating func deliver(_ bytes: RawSpan, packet: PacketRef, to sink: inout some StreamSink) {
@@ -109,36 +151,159 @@ public struct StreamReassembler: Sendable {
     }
 
     /// Stores the parts of [offset, end) that no buffered piece covers (first bytes win) and
-    /// counts overlaps whose bytes differ.
+    /// counts overlaps whose bytes differ. Only the pieces the segment overlaps are visited.
     private mutating func insertUncovered(_ data: RawSpan, at offset: Int64, end: Int64) {
         var cursor = max(offset, next)
         var added: [Piece] = []
-        for piece in pieces where piece.end > cursor && piece.offset < end {
+        var position = pieces.firstPosition(endingAfter: cursor)
+        while let piece = pieces[position], piece.offset < end {
             if piece.offset > cursor { added.append(copy(data, base: offset, from: cursor, to: piece.offset)) }
             let overlapStart = max(cursor, piece.offset)
             let overlapEnd = min(end, piece.end)
             var differs = false
-            for position in overlapStart..<overlapEnd
-            where data.unsafeLoad(fromByteOffset: Int(position - offset), as: UInt8.self)
-                != piece.bytes[Int(position - piece.offset)]
+            for at in overlapStart..<overlapEnd
+            where data.unsafeLoad(fromByteOffset: Int(at - offset), as: UInt8.self) != piece.bytes[Int(at - piece.offset)]
             {
                 differs = true
                 break
             }
             if differs { overlapConflicts += 1 }
             cursor = max(cursor, piece.end)
+            position = pieces.position(after: position)
         }
         if cursor < end { added.append(copy(data, base: offset, from: cursor, to: end)) }
-        guard !added.isEmpty else { return }
-        for piece in added { bufferedBytes += piece.bytes.count }
-        pieces.append(contentsOf: added)
-        pieces.sort { $0.offset < $1.offset }
+        for piece in added {
+            bufferedBytes += piece.bytes.count
+            pieces.insert(piece)
+        }
     }
 
     private func copy(_ data: RawSpan, base: Int64, from start: Int64, to end: Int64) -> Piece {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(Int(end - start))
-        for index in Int(start - base)..<Int(end - base) { bytes.append(data.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
+        let lower = Int(start - base)
+        let upper = Int(end - base)
+        let bytes = data.withUnsafeBytes { raw in Array(raw[lower..<upper]) }
         return Piece(offset: start, bytes: bytes)
+    }
+}
+
+/// The buffered pieces of one direction, sorted by offset and disjoint, in chunks of at most
+/// `2 * chunkSize`: finding a piece is a binary search, inserting one moves at most a chunk,
+/// and taking the first is O(1) (a head index into the first chunk). A plain sorted array
+/// made many small out-of-order segments quadratic (each insertion scanned and re-sorted
+/// every piece buffered).
+struct PieceList: Sendable {
+    typealias Piece = StreamReassembler.Piece
+    static let chunkSize = 256
+
+    /// A place in the list: chunk and index within it.
+    struct Position: Sendable {
+        var chunk: Int
+        var index: Int
+    }
+
+    private var chunks: [[Piece]] = []
+    /// Pieces of `chunks[0]` already taken.
+    private var head = 0
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+    var first: Piece? { isEmpty ? nil : chunks[0][head] }
+    var last: Piece? { isEmpty ? nil : chunks[chunks.count - 1].last }
+
+    subscript(position: Position) -> Piece? {
+        guard position.chunk < chunks.count, position.index < chunks[position.chunk].count else { return nil }
+        return chunks[position.chunk][position.index]
+    }
+
+    func position(after position: Position) -> Position {
+        if position.index + 1 < chunks[position.chunk].count { return Position(chunk: position.chunk, index: position.index + 1) }
+        return Position(chunk: position.chunk + 1, index: 0)
+    }
+
+    /// The first piece that ends after `offset` (pieces are disjoint, so ends ascend), or the
+    /// position past the end.
+    func firstPosition(endingAfter offset: Int64) -> Position {
+        var low = 0
+        var high = chunks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if chunks[middle][chunks[middle].count - 1].end > offset { high = middle } else { low = middle + 1 }
+        }
+        guard low < chunks.count else { return Position(chunk: chunks.count, index: 0) }
+        var lowIndex = low == 0 ? head : 0
+        var highIndex = chunks[low].count
+        while lowIndex < highIndex {
+            let middle = (lowIndex + highIndex) / 2
+            if chunks[low][middle].end > offset { highIndex = middle } else { lowIndex = middle + 1 }
+        }
+        return Position(chunk: low, index: lowIndex)
+    }
+
+    /// Inserts a piece that overlaps none held.
+    mutating func insert(_ piece: Piece) {
+        count += 1
+        guard !chunks.isEmpty else {
+            chunks.append([piece])
+            head = 0
+            return
+        }
+        var position = firstPosition(endingAfter: piece.offset)
+        if position.chunk == chunks.count {
+            // After every piece: the common case (segments beyond the hole arrive in order).
+            position = Position(chunk: chunks.count - 1, index: chunks[chunks.count - 1].count)
+        }
+        if position.chunk == 0 && head > 0 {
+            chunks[0].removeFirst(head)
+            position.index -= head
+            head = 0
+        }
+        chunks[position.chunk].insert(piece, at: position.index)
+        if chunks[position.chunk].count > 2 * Self.chunkSize {
+            let upper = Array(chunks[position.chunk][Self.chunkSize...])
+            chunks[position.chunk].removeLast(chunks[position.chunk].count - Self.chunkSize)
+            chunks.insert(upper, at: position.chunk + 1)
+        }
+    }
+
+    /// Removes the first piece (nothing when empty).
+    mutating func removeFirst() {
+        guard !isEmpty else { return }
+        count -= 1
+        chunks[0][head] = Piece(offset: 0, bytes: [])  // release its bytes now
+        head += 1
+        if head == chunks[0].count {
+            chunks.removeFirst()
+            head = 0
+        }
+    }
+}
+
+/// Memory held by out-of-order buffers across all flows, against a global cap (Suricata's
+/// `stream.reassembly.memcap`, gopacket's `MaxBufferedPagesTotal`). Each direction also has
+/// its own cap (`StreamReassembler.maximumBuffered`). A cap reached is never fatal: the
+/// direction that needs more gives up its first hole (reported as a gap), which frees what
+/// waited behind it, and the hit is counted.
+public struct ReassemblyMemory: Sendable {
+    public static let defaultLimit = 256 * 1024 * 1024
+    /// What one buffered piece costs beyond its bytes (the array header and allocator
+    /// rounding, its slot in the list), so that many tiny pieces count for what they hold.
+    public static let pieceOverhead = 64
+
+    public var limit: Int
+    /// Bytes charged now, and the most at once.
+    public private(set) var buffered = 0
+    public private(set) var peak = 0
+    /// Times the global cap forced a gap.
+    public internal(set) var memcapHits = 0
+    /// Times a direction's own cap forced a gap (all flows).
+    public internal(set) var directionCapHits = 0
+
+    public init(limit: Int = ReassemblyMemory.defaultLimit) { self.limit = limit }
+
+    var isOver: Bool { buffered > limit }
+
+    mutating func charge(_ bytes: Int) {
+        buffered += bytes
+        if buffered > peak { peak = buffered }
     }
 }

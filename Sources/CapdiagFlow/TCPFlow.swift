@@ -94,6 +94,38 @@ struct Hole: Sendable {
     var openedAt: Timestamp
 }
 
+/// Eight holes, allocated when the first opens: most flows never have one, and eight inline
+/// holes per direction were a fifth of a SYN-only flow's memory.
+struct HoleSlots: Sendable {
+    private var storage: [Hole] = []
+
+    subscript(index: Int) -> Hole {
+        get { index < storage.count ? storage[index] : Hole(start: 0, end: 0, openedAt: .zero) }
+        set {
+            if storage.isEmpty { storage = Array(repeating: Hole(start: 0, end: 0, openedAt: .zero), count: 8) }
+            storage[index] = newValue
+        }
+    }
+}
+
+/// Eight packets, allocated when the first is stored (SYN retransmissions are rare).
+public struct PacketSlots: Sendable {
+    private var storage: [PacketRef] = []
+
+    public init() {}
+
+    /// The capacity, as `InlineArray<8, PacketRef>` had it.
+    public var count: Int { 8 }
+
+    public subscript(index: Int) -> PacketRef {
+        get { index < storage.count ? storage[index] : PacketRef(frame: 0, time: .zero) }
+        set {
+            if storage.isEmpty { storage = Array(repeating: PacketRef(frame: 0, time: .zero), count: 8) }
+            storage[index] = newValue
+        }
+    }
+}
+
 /// One direction of a flow: what its sender sent, and the analysis of its sequence space.
 public struct DirectionStats: Sendable {
     public var packets = 0
@@ -149,7 +181,7 @@ public struct DirectionStats: Sendable {
     /// Highest acknowledgment from the peer, relative to this side's space.
     var highestAckFromPeer: Int64 = 0
     var sawAckFromPeer = false
-    var holes = InlineArray<8, Hole>(repeating: Hole(start: 0, end: 0, openedAt: .zero))
+    var holes = HoleSlots()
     var holeCount = 0
     var lastSYNSequence: Int64 = 0
     var lastFINSequence: Int64 = 0
@@ -192,7 +224,7 @@ public struct TCPFlow: Sendable {
     /// The originator's initial sequence number, from its first SYN.
     public var initialSequence: UInt32?
     /// SYNs the originator sent again before any SYN-ACK (the connect backoff).
-    public var synRetransmits = InlineArray<8, PacketRef>(repeating: PacketRef(frame: 0, time: .zero))
+    public var synRetransmits = PacketSlots()
     public var synRetransmitCount = 0
     public var synAck: PacketRef?
     /// The originator's ACK completing the three-way handshake.

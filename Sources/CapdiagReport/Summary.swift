@@ -49,6 +49,28 @@ public struct PacketCounts: Codable, Sendable, Equatable {
     public var capturedBytes: Int
 }
 
+/// Out-of-order buffering across all flows: the global cap, the most held at once, and how
+/// often a cap forced a gap (never fatal: the direction gives up its first hole).
+public struct ReassemblyRecord: Codable, Sendable, Equatable {
+    /// The global cap (`--reassembly-memcap`), in bytes.
+    public var memcapBytes: Int = ReassemblyMemory.defaultLimit
+    /// The most bytes held at once (buffered bytes plus a fixed cost per buffered piece).
+    public var peakBufferedBytes: Int = 0
+    /// Times the global cap forced a gap.
+    public var memcapHits: Int = 0
+    /// Times a direction's own buffer cap (256 KiB) forced a gap, over all flows.
+    public var directionCapHits: Int = 0
+
+    public init() {}
+
+    public init(_ memory: ReassemblyMemory) {
+        memcapBytes = memory.limit
+        peakBufferedBytes = memory.peak
+        memcapHits = memory.memcapHits
+        directionCapHits = memory.directionCapHits
+    }
+}
+
 /// Kernel counters of a live capture (`pcap_stats`).
 public struct KernelRecord: Codable, Sendable, Equatable {
     public var received: UInt64
@@ -72,6 +94,8 @@ public struct CaptureRecord: Codable, Sendable, Equatable {
     public var durationNs: Int64
     public var packets: PacketCounts
     public var skipped: [SkipRecord]
+    /// Out-of-order buffering and its caps.
+    public var reassembly = ReassemblyRecord()
     /// What limits the evidence, said before any verdict: payloads cut by the snapshot
     /// length, an input that ended early, packets the kernel dropped.
     public var caveats: [String] = []
@@ -175,7 +199,7 @@ public struct ReportBuilder: Sendable {
     ) -> SummaryRecord {
         let skipped = stats.skipped.map { SkipRecord(layer: $0.key.layer.name, reason: $0.key.reason.name, count: $0.value) }
             .sorted { ($0.count, $1.layer, $1.reason) > ($1.count, $0.layer, $0.reason) }
-        let capture = CaptureRecord(
+        var capture = CaptureRecord(
             inputs: inputs, filter: filter, firstPacket: stats.firstTime?.iso8601, lastPacket: stats.lastTime?.iso8601,
             durationNs: stats.firstTime.flatMap { first in stats.lastTime.map { $0 - first } } ?? 0,
             packets: PacketCounts(
@@ -184,6 +208,7 @@ public struct ReportBuilder: Sendable {
                 icmpErrorsUnmatched: stats.icmpErrorsUnmatched, snaplenCut: stats.snaplenCut,
                 capturedBytes: stats.capturedBytes),
             skipped: skipped)
+        capture.reassembly = ReassemblyRecord(table.reassemblyMemory)
         return SummaryRecord(
             schema: Self.schema, capture: capture,
             flows: FlowCounts(

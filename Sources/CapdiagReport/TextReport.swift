@@ -41,6 +41,15 @@ public enum TextReport {
         if packets.snaplenCut > 0 {
             out += "  \(packets.snaplenCut) packets were cut by the snapshot length (payload partly missing)\n"
         }
+        let reassembly = capture.reassembly
+        if reassembly.memcapHits > 0 {
+            out += "  reassembly memcap (\(reassembly.memcapBytes / 1_048_576) MiB) hit \(reassembly.memcapHits) times: "
+            out += "out-of-order data given up as gaps (raise --reassembly-memcap)\n"
+        }
+        if reassembly.directionCapHits > 0 {
+            out += "  per-direction reassembly buffer (\(StreamReassembler.defaultMaximumBuffered / 1024) KiB) full "
+            out += "\(reassembly.directionCapHits) times: out-of-order data given up as gaps\n"
+        }
         if packets.icmpErrorsMatched + packets.icmpErrorsUnmatched > 0 {
             out += "  ICMP errors: \(packets.icmpErrorsMatched) tied to a TCP flow, "
             out += "\(packets.icmpErrorsUnmatched) for no tracked flow\n"

@@ -188,8 +188,8 @@ public final class AnalysisSession {
     /// - Returns: the conclusion and the errors of the sinks that failed.
     @discardableResult
     public func conclude(_ stopped: CaptureStopped) -> (conclusion: SessionConclusion, failures: [any Error]) {
-        analyzer.finish()
-        analyzer.drainFinishedFlows(take)
+        // Flows still open are handed over as they finish, not all held first.
+        analyzer.finish(draining: take)
         var summary = builder.summary(
             inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = stopped.kernel

@@ -117,6 +117,13 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("max-flows"), help: ArgumentHelp("Most flows tracked at once; the least recently active are evicted beyond it.", valueName: "n"))
     var maxFlows: Int = 1_000_000
 
+    @Option(
+        name: .customLong("reassembly-memcap"),
+        help: ArgumentHelp(
+            "Most memory, in MiB, all flows together may hold in out-of-order buffers (each direction also stops at 256 KiB). When it is reached, the flow that needs more gives up its oldest hole as a gap; the summary counts the hits.",
+            valueName: "MB"))
+    var reassemblyMemcap: Int = ReassemblyMemory.defaultLimit / 1_048_576
+
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
@@ -212,6 +219,9 @@ struct Capdiag: ParsableCommand {
         }
         if exportLimit <= 0 { throw ValidationError("--export-limit must be positive") }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
+        if reassemblyMemcap <= 0 || reassemblyMemcap > 1_048_576 {
+            throw ValidationError("--reassembly-memcap needs a size in MiB from 1 to 1048576")
+        }
     }
 
     func run() throws {
@@ -264,6 +274,7 @@ struct Capdiag: ParsableCommand {
         var options = SessionOptions()
         options.analyzer.flowTable.idleTimeout = Int64(idleTimeout * 1e9)
         options.analyzer.flowTable.maximumFlows = maxFlows
+        options.analyzer.flowTable.reassemblyMemcap = reassemblyMemcap * 1_048_576
         options.thresholds.connectTimeout = Int64(connectTimeout * 1e9)
         options.thresholds.readTimeout = Int64(readTimeout * 1e9)
         options.thresholds.maxHeaderSize = maxHeaderSize

@@ -10,6 +10,7 @@ import Testing
     @Test(arguments: [
         ["--idle-timeout", "nan"], ["--idle-timeout", "1e10"], ["--idle-timeout", "-1"], ["--read-timeout", "inf"],
         ["--connect-timeout", "1e300"], ["--connect-timeout", "0"], ["-B", "99999999999"], ["--max-flows", "0"],
+        ["--reassembly-memcap", "0"], ["--reassembly-memcap", "99999999999"],
     ])
     func absurdOfflineValuesAreUsageErrors(_ option: [String]) throws {
         let result = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap")] + option)

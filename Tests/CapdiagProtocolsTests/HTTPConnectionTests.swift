@@ -183,3 +183,84 @@ func expectSameResultWhateverTheSplit(_ conversation: Conversation, sourceLocati
         #expect(c.exchanges.first?.problem == nil)
     }
 }
+
+/// Hostile shapes (issue 13): results, not time. A quadratic queue reintroduced would make
+/// these take minutes; Benchmarks/hostile/run.sh measures the real thing.
+@Suite struct HostilePipelining {
+    /// 20,000 requests sent before any response, every third of the first 900 a HEAD (whose
+    /// response declares a body it does not send): responses pair with requests in order, and
+    /// the method queue frames each HEAD response right, or every later response would be
+    /// misread. (The response parser remembers at most 1,024 methods ahead, so a HEAD deeper
+    /// in the pipeline than that would be misframed: a known limit, not tested here.)
+    @Test func twentyThousandPipelinedRequestsPairInOrder() {
+        let count = 20_000
+        var connection = HTTPConnection()
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 1_000))
+        var requests: [UInt8] = []
+        var responses: [UInt8] = []
+        for index in 0..<count {
+            let method = index % 3 == 2 && index < 900 ? "HEAD" : "GET"
+            requests += Array("\(method) /r/\(index) HTTP/1.1\r\nHost: u\r\n\r\n".utf8)
+            responses += Array(
+                (method == "HEAD" ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").utf8)
+        }
+        for start in stride(from: 0, to: requests.count, by: 1400) {
+            requests[start..<min(requests.count, start + 1400)].withUnsafeBytes {
+                connection.received($0.bytes, from: .client, packet: packet)
+            }
+        }
+        for start in stride(from: 0, to: responses.count, by: 1400) {
+            responses[start..<min(responses.count, start + 1400)].withUnsafeBytes {
+                connection.received($0.bytes, from: .server, packet: packet)
+            }
+        }
+        connection.closed(.server, by: .fin, packet: packet)
+        connection.finish()
+        #expect(connection.exchangeCount == count)
+        #expect(connection.problemCount == 0)
+        #expect(connection.exchanges.count == HTTPConnection.keepHealthy)
+        #expect(connection.exchanges.map(\.target) == (0..<HTTPConnection.keepHealthy).map { "/r/\($0)" })
+        #expect(connection.exchanges.allSatisfy { $0.status == 200 && $0.deliveredBodyBytes == ($0.method == "HEAD" ? 0 : 2) })
+    }
+
+    /// Unanswered pipelined requests are all reported, and only the first 64 kept.
+    @Test func manyUnansweredRequestsAreCountedAndKeptBounded() {
+        var connection = HTTPConnection()
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 1_000))
+        let requests = Array((0..<5000).map { "GET /u/\($0) HTTP/1.1\r\nHost: u\r\n\r\n" }.joined().utf8)
+        requests.withUnsafeBytes { connection.received($0.bytes, from: .client, packet: packet) }
+        Array("HTTP/1.1 204 No Content\r\n\r\n".utf8).withUnsafeBytes { connection.received($0.bytes, from: .server, packet: packet) }
+        connection.closed(.server, by: .rst, packet: packet)
+        connection.finish()
+        #expect(connection.exchangeCount == 5000 && connection.problemCount == 4999)
+        #expect(connection.exchanges.count == 1 + HTTPConnection.keepProblems)
+        #expect(connection.exchanges.first?.status == 204 && connection.exchanges.last?.target == "/u/64")
+    }
+}
+
+@Suite struct HostileDNSOverTCP {
+    /// 3,000 queries and answers in one chunk each way, then again one byte at a time: every
+    /// message framed, whatever the segmentation.
+    @Test(arguments: [0, 1, 7]) func manyMessagesAnySegmentation(chunk: Int) {
+        func message(_ id: UInt16, response: Bool) -> [UInt8] {
+            let name: [UInt8] = [3] + Array("www".utf8) + [7] + Array("example".utf8) + [3] + Array("com".utf8) + [0]
+            var body: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), response ? 0x81 : 0x01, response ? 0x80 : 0x00, 0, 1, 0, response ? 1 : 0, 0, 0, 0, 0]
+            body += name + [0, 1, 0, 1]
+            if response { body += [0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, UInt8(id % 250 + 1)] }
+            return [UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
+        }
+        var stream = DNSStream(client: "10.0.0.1:40000", server: "10.0.0.2:53")
+        let packet = PacketRef(frame: 1, time: Timestamp(nanoseconds: 1_000))
+        let queries = (0..<3000).flatMap { message(UInt16($0), response: false) }
+        let answers = (0..<3000).flatMap { message(UInt16($0), response: true) }
+        for (side, bytes) in [(StreamSide.client, queries), (.server, answers)] {
+            let step = chunk == 0 ? bytes.count : chunk
+            for start in stride(from: 0, to: bytes.count, by: step) {
+                bytes[start..<min(bytes.count, start + step)].withUnsafeBytes { stream.received($0.bytes, from: side, packet: packet) }
+            }
+        }
+        stream.finish()
+        #expect(stream.tracker.queries == 3000 && stream.tracker.responses == 3000)
+        #expect(stream.tracker.unmatchedResponses == 0 && stream.tracker.malformed == 0 && stream.tracker.unanswered == 0)
+    }
+}

@@ -94,7 +94,8 @@ public struct HTTPConnection: Sendable {
 
     var requestParser = HTTPMessageParser(role: .request)
     var responseParser = HTTPMessageParser(role: .response)
-    var pending: [HTTPExchange] = []
+    /// Requests waiting for their response, oldest first.
+    var pending = FIFOQueue<HTTPExchange>()
     /// The response being parsed before any request was seen.
     var orphan: HTTPExchange?
     var lastCompletion: Timestamp?
@@ -104,6 +105,8 @@ public struct HTTPConnection: Sendable {
     /// The last response ended in a capture gap, so `lastCompletion` does not say when it ended.
     var lastResponseCut = false
     var nextIndex = 0
+    /// Of `exchanges`, those with a problem (counted as they are kept, not by scanning).
+    var keptProblems = 0
     /// How the client side closed, if it did (a gateway giving up closes or resets).
     var clientClose: CloseKind?
 
@@ -143,7 +146,7 @@ public struct HTTPConnection: Sendable {
             let result = withParser(.client, packet: packet) { parser, event in parser.close(kind, event) }
             if result.cutShort, var exchange = pending.last, exchange.requestComplete == nil {
                 exchange.problem = exchange.problem ?? HTTPProblem(code: "request_cut_short", detail: cutShortDetail(kind, result.missing))
-                pending[pending.count - 1] = exchange
+                pending.last = exchange
             }
         } else {
             let (result, bodyBytes) = withParser(.server, packet: packet) { parser, event in
@@ -205,18 +208,18 @@ public struct HTTPConnection: Sendable {
             exchange.requestHeaderBytes = head.headerSectionSize
             exchange.requestIDs = head.requestIDs
             exchange.closesConnection = head.closesConnection
-            pending[pending.count - 1] = exchange
+            pending.last = exchange
             responseParser.expectResponse(toMethod: head.method ?? "")
         case .complete(let bodyBytes):
             guard var exchange = pending.last else { return }
             exchange.requestComplete = packet.time
             exchange.requestBodyBytes = bodyBytes
-            pending[pending.count - 1] = exchange
+            pending.last = exchange
         case .violation(let violation):
             clientViolation = violation
             if var exchange = pending.last {
                 exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: Redaction.text(violation.detail))
-                pending[pending.count - 1] = exchange
+                pending.last = exchange
             }
         case .tunnel:
             tunnelled = true
@@ -224,7 +227,7 @@ public struct HTTPConnection: Sendable {
             if var exchange = pending.last, exchange.requestComplete == nil {
                 exchange.problem = exchange.problem ?? gapProblem
                 if exchange.method == nil { exchange.requestCut = true }
-                pending[pending.count - 1] = exchange
+                pending.last = exchange
                 // Its response cannot be framed without the method (HEAD): expect one anyway.
                 if exchange.method == nil { responseParser.expectResponse(toMethod: "") }
             }
@@ -317,7 +320,7 @@ public struct HTTPConnection: Sendable {
 
     private mutating func updateCurrentResponse(_ change: (inout HTTPExchange) -> Void) {
         if !pending.isEmpty {
-            change(&pending[0])
+            change(&pending[pending.indices.lowerBound])
         } else if var exchange = orphan {
             change(&exchange)
             orphan = exchange
@@ -325,12 +328,12 @@ public struct HTTPConnection: Sendable {
     }
 
     private mutating func replaceCurrentResponse(_ exchange: HTTPExchange) {
-        if !pending.isEmpty { pending[0] = exchange } else { orphan = exchange }
+        if !pending.isEmpty { pending.first = exchange } else { orphan = exchange }
     }
 
     /// The current response is done: it leaves the queue and is kept or counted.
     private mutating func finishFirst(_ exchange: HTTPExchange) {
-        if !pending.isEmpty { pending.removeFirst() } else { orphan = nil }
+        if !pending.isEmpty { pending.popFirst() } else { orphan = nil }
         lastCompletion = exchange.responseComplete ?? lastCompletion
         lastResponseCut = exchange.responseComplete == nil && exchange.problem?.code == "capture_gap"
         keep(exchange)
@@ -339,10 +342,10 @@ public struct HTTPConnection: Sendable {
     private mutating func keep(_ exchange: HTTPExchange) {
         exchangeCount += 1
         if exchange.problem != nil { problemCount += 1 }
-        let keptProblems = exchanges.count { $0.problem != nil }
         let keptHealthy = exchanges.count - keptProblems
         if exchange.problem != nil ? keptProblems < Self.keepProblems : keptHealthy < Self.keepHealthy {
             exchanges.append(exchange)
+            if exchange.problem != nil { keptProblems += 1 }
         }
     }
 

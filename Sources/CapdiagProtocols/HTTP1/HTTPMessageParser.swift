@@ -51,7 +51,7 @@ public struct HTTPMessageParser: Sendable {
     var chunkLine: [UInt8] = []
     var bodyBytes: Int64 = 0
     /// Request methods awaiting a response, oldest first (response parsers only).
-    var pendingMethods: [String] = []
+    var pendingMethods = FIFOQueue<String>()
     /// Bytes that went through after the stream became a tunnel (CONNECT, 101), and the
     /// first of them, to tell what the tunnel carries (TLS, HTTP/2).
     public private(set) var tunnelledBytes: Int64 = 0
@@ -356,7 +356,7 @@ public struct HTTPMessageParser: Sendable {
                 state = .idle
                 return
             }
-            let method = pendingMethods.isEmpty ? nil : pendingMethods.removeFirst()
+            let method = pendingMethods.popFirst()
             if method == "CONNECT" && (200..<300).contains(status) {
                 state = .tunnel
                 event(.complete(bodyBytes: 0))
