@@ -5,6 +5,8 @@ import CapdiagWire
 /// Options of one analysis.
 public struct AnalyzerOptions: Sendable {
     public var flowTable = FlowTableOptions()
+    /// What the protocol analysis keeps (redaction).
+    public var protocols = ProtocolOptions()
     public init() {}
 }
 
@@ -20,7 +22,7 @@ public struct Analyzer {
     public private(set) var dns = DNSTracker()
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
-        flows = FlowTable(options: options.flowTable)
+        flows = FlowTable(options: options.flowTable, configuration: options.protocols)
     }
 
     /// Analyses one captured frame.

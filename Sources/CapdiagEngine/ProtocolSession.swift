@@ -58,6 +58,14 @@ final class ApplicationState: @unchecked Sendable {
     }
 }
 
+/// How the protocol analysis of every flow is configured: passed down from the analysis's
+/// options, never global.
+public struct ProtocolOptions: Sendable, Equatable {
+    /// Mask credentials (targets, quoted header lines) in what the analysis keeps.
+    public var redact = true
+    public init() {}
+}
+
 /// Per-flow stream reassembly and protocol analysis, carried by the flow table beside each
 /// `TCPFlow`.
 public struct ProtocolSession: FlowSession, Sendable {
@@ -70,7 +78,12 @@ public struct ProtocolSession: FlowSession, Sendable {
     /// sends its SETTINGS before the client's preface arrives).
     var awaitingClientFirstBytes = false
 
+    /// Mask credentials in what the HTTP analysis keeps (from the analysis's options).
+    var redact = true
+
     public init() {}
+
+    public init(configuration: ProtocolOptions) { redact = configuration.redact }
 
     /// What the connection speaks and its analysis (a copy, for reports).
     public var application: Application { state?.application ?? .undecided }
@@ -89,7 +102,7 @@ public struct ProtocolSession: FlowSession, Sendable {
                     state = ApplicationState(
                         .dns(DNSStream(client: flow.originator.description, server: flow.responder.description)))
                 } else {
-                    state = ApplicationState(Self.detect(payload, from: side))
+                    state = ApplicationState(Self.detect(payload, from: side, redact: redact))
                     awaitingClientFirstBytes = side == .server && state?.other != nil
                 }
             } else if awaitingClientFirstBytes && side == .client && dataOffset == 0 {
@@ -168,13 +181,13 @@ public struct ProtocolSession: FlowSession, Sendable {
     ]
 
     /// Decides the protocol from the first payload bytes seen (the first segment).
-    static func detect(_ bytes: RawSpan, from side: StreamSide) -> Application {
+    static func detect(_ bytes: RawSpan, from side: StreamSide, redact: Bool = true) -> Application {
         let count = min(bytes.byteCount, 8)
         var prefix: [UInt8] = []
         prefix.reserveCapacity(count)
         for index in 0..<count { prefix.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
         if side == .server {
-            return prefix.starts(with: Array("HTTP/".prefix(count).utf8)) ? .http(HTTPConnection()) : .other("server spoke first")
+            return prefix.starts(with: Array("HTTP/".prefix(count).utf8)) ? .http(HTTPConnection(redact: redact)) : .other("server spoke first")
         }
         // The HTTP/2 connection preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 §3.4): its
         // first eight bytes are no HTTP/1 request a client would send.
@@ -191,7 +204,7 @@ public struct ProtocolSession: FlowSession, Sendable {
             return .other("not HTTP or TLS")
         }
         if knownMethods.contains(String(decoding: token, as: UTF8.self)) || firstLineEndsInHTTPVersion(bytes) {
-            return .http(HTTPConnection())
+            return .http(HTTPConnection(redact: redact))
         }
         // A long method cut at eight bytes: decide on the whole first line.
         return .other("not HTTP or TLS")

@@ -26,7 +26,11 @@ public struct FlowID: Hashable, Sendable {
 /// analysis live in the engine and plug in here), created when the flow starts and handed
 /// out with it when it ends.
 public protocol FlowSession {
+    /// What every new session is created with (the analysis's options for its protocols).
+    associatedtype Configuration: Sendable
+    /// An empty session: a released slot's placeholder.
     init()
+    init(configuration: Configuration)
     /// Called for every segment after the flow's TCP state took it in.
     /// - Parameters:
     ///   - payload: the captured payload bytes, valid during the call.
@@ -44,6 +48,7 @@ public protocol FlowSession {
 /// No per-flow state: flow tracking only.
 public struct NoSession: FlowSession {
     public init() {}
+    public init(configuration: Void) {}
     public mutating func segment(
         _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
         memory: inout ReassemblyMemory
@@ -76,8 +81,12 @@ public struct FlowTable<Session: FlowSession> {
     /// Out-of-order buffers of all sessions, against `options.reassemblyMemcap`.
     public private(set) var reassemblyMemory: ReassemblyMemory
 
-    public init(options: FlowTableOptions = FlowTableOptions()) {
+    /// Passed to every session the table creates.
+    public let configuration: Session.Configuration
+
+    public init(options: FlowTableOptions = FlowTableOptions(), configuration: Session.Configuration) {
         self.options = options
+        self.configuration = configuration
         reassemblyMemory = ReassemblyMemory(limit: options.reassemblyMemcap)
         finished.reserveCapacity(64)
     }
@@ -180,12 +189,12 @@ public struct FlowTable<Session: FlowSession> {
         if let free = freeList.popLast() {
             slot = Int(free)
             slots[slot] = flow
-            sessions[slot] = Session()
+            sessions[slot] = Session(configuration: configuration)
             occupied[slot] = true
         } else {
             slot = slots.count
             slots.append(flow)
-            sessions.append(Session())
+            sessions.append(Session(configuration: configuration))
             occupied.append(true)
         }
         index[key] = FlowID(rawValue: Int32(slot))
@@ -253,4 +262,8 @@ public struct FlowTable<Session: FlowSession> {
             evictedFlows += 1
         }
     }
+}
+
+extension FlowTable where Session.Configuration == Void {
+    public init(options: FlowTableOptions = FlowTableOptions()) { self.init(options: options, configuration: ()) }
 }

@@ -129,7 +129,9 @@ public final class AnalysisSession {
 
     public init(options: SessionOptions) {
         self.options = options
-        analyzer = Analyzer(options: options.analyzer)
+        var analyzerOptions = options.analyzer
+        analyzerOptions.protocols.redact = options.redact
+        analyzer = Analyzer(options: analyzerOptions)
         collector = DiagnosisCollector(options: options.thresholds, upstreams: options.upstreams, gateways: options.gateways)
         builder = ReportBuilder(keep: options.listLimit)
         diagnoser = Diagnoser(options: options.thresholds)
@@ -193,6 +195,10 @@ public final class AnalysisSession {
         var summary = builder.summary(
             inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = stopped.kernel
+        if !options.redact {
+            summary.capture.caveats.append(
+                "Credentials are shown in clear (--no-redact): passwords, tokens and cookies in this output are real; do not attach it to a ticket as it is.")
+        }
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
         let isLive = stopped.inputs.first?.path.hasPrefix("interface ") == true
         let conclusion = SessionConclusion(

@@ -233,7 +233,6 @@ struct Capdiag: ParsableCommand {
             return
         }
         let options = sessionOptions()
-        Redaction.enabled = options.redact
         let session = AnalysisSession(options: options)
         let output = StandardOutput()
         let exports = exportDirectory.map {

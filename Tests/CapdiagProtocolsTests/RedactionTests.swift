@@ -26,9 +26,7 @@ import Testing
     }
 
     @Test func noRedactShowsEverything() {
-        Redaction.enabled = false
-        defer { Redaction.enabled = true }
-        #expect(Redaction.target("/a?token=abc") == "/a?token=abc")
-        #expect(Redaction.text("Cookie: a") == "Cookie: a")
+        #expect(Redaction.target("/a?token=abc", enabled: false) == "/a?token=abc")
+        #expect(Redaction.text("Cookie: a", enabled: false) == "Cookie: a")
     }
 }

@@ -110,7 +110,10 @@ public struct HTTPConnection: Sendable {
     /// How the client side closed, if it did (a gateway giving up closes or resets).
     var clientClose: CloseKind?
 
-    public init() {}
+    /// Mask credentials in the targets and texts kept (the session's redaction policy).
+    public let redact: Bool
+
+    public init(redact: Bool = true) { self.redact = redact }
 
     /// Feeds in-order bytes from one side.
     public mutating func received(_ bytes: RawSpan, from side: StreamSide, packet: PacketRef) {
@@ -203,7 +206,7 @@ public struct HTTPConnection: Sendable {
         case .head(let head):
             guard var exchange = pending.last else { return }
             exchange.method = head.method
-            exchange.target = head.target.map(Redaction.target)
+            exchange.target = head.target.map({ Redaction.target($0, enabled: redact) })
             exchange.host = head.host
             exchange.requestHeaderBytes = head.headerSectionSize
             exchange.requestIDs = head.requestIDs
@@ -218,7 +221,7 @@ public struct HTTPConnection: Sendable {
         case .violation(let violation):
             clientViolation = violation
             if var exchange = pending.last {
-                exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: Redaction.text(violation.detail))
+                exchange.problem = HTTPProblem(code: "request_" + violation.code, detail: Redaction.text(violation.detail, enabled: redact))
                 pending.last = exchange
             }
         case .tunnel:
@@ -256,6 +259,7 @@ public struct HTTPConnection: Sendable {
                 }
             }
         case .head(let head):
+            let redact = self.redact
             updateCurrentResponse { exchange in
                 exchange.status = head.status
                 exchange.reason = head.reason
@@ -264,7 +268,7 @@ public struct HTTPConnection: Sendable {
                 exchange.declaredBodyBytes = head.contentLength
                 exchange.chunked = head.chunked
                 if head.closesConnection { exchange.closesConnection = true }
-                exchange.gatewaySign = head.gatewaySign.map(Redaction.text)
+                exchange.gatewaySign = head.gatewaySign.map { Redaction.text($0, enabled: redact) }
                 if exchange.requestIDs.isEmpty { exchange.requestIDs = head.requestIDs }
             }
         case .complete(let bodyBytes):
@@ -289,6 +293,7 @@ public struct HTTPConnection: Sendable {
                 orphan = exchange
                 exchange.problem = nil
             }
+            let redact = self.redact
             updateCurrentResponse { exchange in
                 if exchange.firstResponseByte == nil {
                     exchange.firstResponseByte = packet.time
@@ -296,7 +301,7 @@ public struct HTTPConnection: Sendable {
                 }
                 let gateways = violation.rejectedBy
                 exchange.problem = HTTPProblem(
-                    code: violation.code, detail: Redaction.text(violation.detail),
+                    code: violation.code, detail: Redaction.text(violation.detail, enabled: redact),
                     rejectedBy: gateways == .both ? nil : (gateways.contains(.nginx) ? ["nginx"] : []) + (gateways.contains(.haproxy) ? ["haproxy"] : []))
             }
             if let exchange = pending.first ?? orphan { finishFirst(exchange) }

@@ -1,17 +1,10 @@
-import Synchronization
-
 /// Masks credentials before captured text reaches any output: values of credential-like query
 /// parameters and URL passwords in request targets, and the values of credential headers
-/// (Authorization, Cookie, API keys, …) wherever a header line is quoted. On by default;
-/// `--no-redact` turns it off for the whole run.
+/// (Authorization, Cookie, API keys, …) wherever a header line is quoted. On by default; the
+/// analysis passes its own policy (`enabled`) down to every use, so no process-wide switch
+/// decides it (`--no-redact` sets the session's option).
 public enum Redaction {
     public static let mask = "REDACTED"
-    private static let state = Atomic<Bool>(true)
-
-    public static var enabled: Bool {
-        get { state.load(ordering: .relaxed) }
-        set { state.store(newValue, ordering: .relaxed) }
-    }
 
     /// Header names whose values are secrets (compared lowercased).
     public static let secretHeaders: Set<String> = [
@@ -28,7 +21,7 @@ public enum Redaction {
     ]
 
     /// A request target with secret query values and URL passwords masked.
-    public static func target(_ target: String) -> String {
+    public static func target(_ target: String, enabled: Bool = true) -> String {
         // Runs on every request: most targets have neither a query nor a userinfo part.
         guard enabled, target.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "@") }) else { return target }
         var result = target
@@ -52,7 +45,7 @@ public enum Redaction {
 
     /// Free text quoting captured bytes (a bad header line, a status line): secret header
     /// values (to the end of the line or quote) and secret query values masked.
-    public static func text(_ text: String) -> String {
+    public static func text(_ text: String, enabled: Bool = true) -> String {
         guard enabled else { return text }
         var out = text
         for name in secretHeaders.sorted() {
