@@ -214,3 +214,30 @@ public final class AnalysisSession {
     /// The most severe verdict so far.
     public var worstSeverity: Severity? { collector.worst }
 }
+
+extension AnalysisSession {
+    /// Reads a live capture until `shouldStop` says so or the packet limit is reached, calling
+    /// `periodic` about once a second and on idle reads (status lines, `--interval`).
+    /// - Returns: how the capture ended: the interface as the input, libpcap's kernel counters,
+    ///   and the files `-w` wrote.
+    public func readLive(
+        _ reader: LiveReader, interface: String, shouldStop: () -> Bool, stoppedBy: () -> String,
+        periodic: (SessionTick) -> Void
+    ) -> CaptureStopped {
+        func tickNow() { periodic(tick(kernelDrops: reader.handle.statistics?.dropped ?? 0)) }
+        reader.read(limit: options.packetLimit, shouldStop: shouldStop, idle: tickNow) { metadata, linkType, bytes in
+            feed(metadata, linkType: linkType, bytes: bytes)
+            if analyzer.stats.packets & 0x3FF == 0 { tickNow() }
+        }
+        // A signal or --duration ends a live capture without a reader stop reason of its own.
+        var stop = stoppedBy()
+        if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
+        let kernel = reader.handle.statistics.map {
+            KernelRecord(received: $0.received, dropped: $0.dropped, interfaceDropped: $0.interfaceDropped)
+        }
+        let input = InputRecord(
+            path: "interface \(interface)", linkType: reader.handle.dataLinkType, linkTypeName: reader.handle.dataLinkName,
+            snaplen: reader.handle.snapshotLength, packetsRead: reader.packets, stop: stop, error: reader.stop?.message)
+        return CaptureStopped(inputs: [input], kernel: kernel, writtenFiles: reader.writtenFiles)
+    }
+}

@@ -333,20 +333,8 @@ struct Capdiag: ParsableCommand {
         let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
         var nextRolling = interval.map { started + UInt64($0 * 1e9) }
         var stoppedBy = "interrupted"
-        func periodic() {
-            let now = DispatchTime.now().uptimeNanoseconds
-            let drops = reader.handle.statistics?.dropped ?? 0
-            let tick = session.tick(kernelDrops: drops)
-            progress.tick(
-                packets: tick.packets, flows: tick.openFlows, force: true,
-                extra: "\(tick.flagged) flagged\(causeCounts(tick.verdicts)), \(drops) dropped by the kernel")
-            if let next = nextRolling, now >= next {
-                rolling.rollingLine(tick, builder: session.builder)
-                nextRolling = next + UInt64((interval ?? 1) * 1e9)
-            }
-        }
-        reader.read(
-            limit: count,
+        let stopped = session.readLive(
+            reader, interface: interface,
             shouldStop: {
                 if StopSignal.requested { return true }
                 if let limitNs, DispatchTime.now().uptimeNanoseconds - started >= limitNs {
@@ -355,31 +343,24 @@ struct Capdiag: ParsableCommand {
                 }
                 return false
             },
-            idle: periodic
-        ) { metadata, linkType, bytes in
-            session.feed(metadata, linkType: linkType, bytes: bytes)
-            if session.analyzer.stats.packets & 0x3FF == 0 { periodic() }
-        }
+            stoppedBy: { stoppedBy },
+            periodic: { tick in
+                progress.tick(
+                    packets: tick.packets, flows: tick.openFlows, force: true,
+                    extra: "\(tick.flagged) flagged\(causeCounts(tick.verdicts)), \(tick.kernelDrops) dropped by the kernel")
+                let now = DispatchTime.now().uptimeNanoseconds
+                if let next = nextRolling, now >= next {
+                    rolling.rollingLine(tick, builder: session.builder)
+                    nextRolling = next + UInt64((interval ?? 1) * 1e9)
+                }
+            })
         progress.clear()
-        // A signal or --duration ends a live capture without a reader stop reason of its own.
-        var stop = stoppedBy
-        if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
-        let message = reader.stop?.message
-        if let message { logger.warning("\(interface): capture stopped: \(message)") }
-        var kernel: KernelRecord?
-        if let stats = reader.handle.statistics {
-            kernel = KernelRecord(received: stats.received, dropped: stats.dropped, interfaceDropped: stats.interfaceDropped)
-            if stats.dropped + stats.interfaceDropped > 0 {
-                logger.warning("\(stats.dropped) packets dropped by the kernel, \(stats.interfaceDropped) by the interface: conclusions may be incomplete")
-            }
+        if let message = reader.stop?.message { logger.warning("\(interface): capture stopped: \(message)") }
+        if let kernel = stopped.kernel, kernel.dropped + kernel.interfaceDropped > 0 {
+            logger.warning("\(kernel.dropped) packets dropped by the kernel, \(kernel.interfaceDropped) by the interface: conclusions may be incomplete")
         }
-        for file in reader.writtenFiles { logger.notice("packets written to \(file)") }
-        let inputs = [
-            InputRecord(
-                path: "interface \(interface)", linkType: reader.handle.dataLinkType, linkTypeName: reader.handle.dataLinkName,
-                snaplen: reader.handle.snapshotLength, packetsRead: reader.packets, stop: stop, error: message)
-        ]
-        return CaptureStopped(inputs: inputs, kernel: kernel, writtenFiles: reader.writtenFiles)
+        for file in stopped.writtenFiles { logger.notice("packets written to \(file)") }
+        return stopped
     }
 
     private func printInterfaces() throws {
