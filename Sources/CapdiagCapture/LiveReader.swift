@@ -33,7 +33,7 @@ final class PacketWriter {
         try open()
     }
 
-    deinit { close() }
+    deinit { try? close() }
 
     private var currentName: String {
         guard options.rotateBytes != nil else { return options.path }
@@ -57,18 +57,27 @@ final class PacketWriter {
     func write(_ header: UnsafePointer<pcap_pkthdr>, _ data: UnsafePointer<UInt8>) throws(CaptureError) {
         guard let dumper else { return }
         pcap_dump(UnsafeMutablePointer<UInt8>(dumper), header, data)
+        // stdio keeps a write error (a full disk) until asked: ask every packet, it is a flag.
+        if let stream = pcap_dump_file(dumper), ferror(stream) != 0 {
+            throw CaptureError(function: "pcap_dump", subject: currentName, message: String(cString: strerror(errno)))
+        }
         if let limit = options.rotateBytes, pcap_dump_ftell64(dumper) >= limit {
-            close()
+            try close()
             index += 1
             try open()
         }
     }
 
-    func close() {
+    /// Flushes and closes the current file.
+    /// - Throws: when the data could not all be written.
+    func close() throws(CaptureError) {
         guard let dumper else { return }
-        pcap_dump_flush(dumper)
-        pcap_dump_close(dumper)
         self.dumper = nil
+        let flushed = pcap_dump_flush(dumper) == 0
+        let failed = pcap_dump_file(dumper).map { ferror($0) != 0 } ?? false
+        let reason = String(cString: strerror(errno))
+        pcap_dump_close(dumper)
+        if !flushed || failed { throw CaptureError(function: "pcap_dump", subject: currentName, message: reason) }
     }
 }
 
@@ -110,6 +119,15 @@ public final class LiveReader {
     /// Files written so far by `-w`.
     public var writtenFiles: [String] { writer?.files ?? [] }
 
+    /// Why `-w` stopped writing (a full disk, a vanished directory), if it did.
+    public private(set) var writeFailure: String?
+
+    /// Closes the `-w` file, reporting a write error that only shows at the last flush.
+    public func finishWriting() {
+        guard let writer else { return }
+        do { try writer.close() } catch { if writeFailure == nil { writeFailure = "\(error)" } }
+    }
+
     /// Reads until `shouldStop` says so, `limit` packets were read, or the capture fails.
     /// - Parameters:
     ///   - shouldStop: checked before every read (also after timeouts with no packet).
@@ -141,10 +159,10 @@ public final class LiveReader {
             switch handle.next() {
             case .packet(let header, let data):
                 packets += 1
-                if let writer {
+                if let writer, writeFailure == nil {
                     do { try writer.write(header, data) } catch {
-                        stop = .readError("writing \(error)")
-                        break
+                        // The analysis goes on; the file is incomplete and the run says so.
+                        writeFailure = "\(error)"
                     }
                 }
                 let captured = Int(header.pointee.caplen)
@@ -171,7 +189,7 @@ public final class LiveReader {
                 stop = .readError(message)
             }
         }
-        writer?.close()
+        finishWriting()
     }
 
     /// Drops root after the device is open (tcpdump's `-Z`): supplementary groups, group, user.

@@ -77,11 +77,14 @@ public struct CaptureStopped: Sendable {
     public var kernel: KernelRecord?
     /// Files the live capture wrote with `-w`: the inputs of a second pass (exports).
     public var writtenFiles: [String]
+    /// Why writing `-w` failed, if it did: those files are incomplete.
+    public var writeFailure: String?
 
-    public init(inputs: [InputRecord], kernel: KernelRecord?, writtenFiles: [String]) {
+    public init(inputs: [InputRecord], kernel: KernelRecord?, writtenFiles: [String], writeFailure: String? = nil) {
         self.inputs = inputs
         self.kernel = kernel
         self.writtenFiles = writtenFiles
+        self.writeFailure = writeFailure
     }
 }
 
@@ -238,6 +241,6 @@ extension AnalysisSession {
         let input = InputRecord(
             path: "interface \(interface)", linkType: reader.handle.dataLinkType, linkTypeName: reader.handle.dataLinkName,
             snaplen: reader.handle.snapshotLength, packetsRead: reader.packets, stop: stop, error: reader.stop?.message)
-        return CaptureStopped(inputs: [input], kernel: kernel, writtenFiles: reader.writtenFiles)
+        return CaptureStopped(inputs: [input], kernel: kernel, writtenFiles: reader.writtenFiles, writeFailure: reader.writeFailure)
     }
 }

@@ -218,6 +218,12 @@ struct Capdiag: ParsableCommand {
             throw ValidationError("--export during a live capture needs -w FILE (without -W), to read the packets back")
         }
         if exportLimit <= 0 { throw ValidationError("--export-limit must be positive") }
+        // --export reads the inputs a second time: a pipe or stdin cannot be read twice.
+        if exportDirectory != nil {
+            for path in readFiles where path == "-" || !isRegularFileOrMissing(path) {
+                throw ValidationError("--export reads the input twice, but '\(path)' is a pipe or stdin: save it to a file first")
+            }
+        }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
         if reassemblyMemcap <= 0 || reassemblyMemcap > 1_048_576 {
             throw ValidationError("--reassembly-memcap needs a size in MiB from 1 to 1048576")
@@ -261,8 +267,11 @@ struct Capdiag: ParsableCommand {
         }
         if let reportFile, !failures.contains(where: { "\($0)".contains(reportFile) }) { logger.notice("report written to \(reportFile)") }
         // A side output that failed is an error, but what the other outputs hold still went out.
-        for failure in failures { FileHandle.standardError.write(Data("capdiag: error: \(failure)\n".utf8)) }
-        if !failures.isEmpty { throw ExitCode(2) }
+        var errors = failures.map { "\($0)" }
+        if let failure = stopped.writeFailure { errors.append("-w: \(failure); the written capture is incomplete") }
+        if let failure = output.failure { errors.append("writing to standard output: \(failure)") }
+        for error in errors { FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8)) }
+        if !errors.isEmpty { throw ExitCode(2) }
         if let failOn, let threshold = Severity(name: failOn), let worst = session.worstSeverity, worst >= threshold {
             throw ExitCode(1)
         }
@@ -409,6 +418,13 @@ func secondsInRange(_ value: Double) -> Bool {
     value.isFinite && value > 0 && value <= longestOptionSeconds
 }
 
+/// Whether `path` is a regular file, or does not exist (opening it will say so).
+func isRegularFileOrMissing(_ path: String) -> Bool {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return true }
+    return (info.st_mode & S_IFMT) == S_IFREG
+}
+
 /// Rejects a seconds option that is not a positive, finite time of at most a year.
 func checkSeconds(_ value: Double?, _ flag: String) throws {
     guard let value, !secondsInRange(value) else { return }
@@ -420,15 +436,21 @@ final class StandardOutput: TextOutput {
     /// A stdio stream of its own on file descriptor 1 (the C `stdout` global is not
     /// concurrency-safe to name in Swift 6).
     private let stream = fdopen(STDOUT_FILENO, "w")
+    /// The first write error (a full disk, a closed pipe): the output is incomplete.
+    private(set) var failure: String?
 
     func write(_ text: String) {
         guard let stream else { return }
-        fputs(text, stream)
+        if fputs(text, stream) < 0 { noteFailure() }
     }
 
     func flush() {
         guard let stream else { return }
-        fflush(stream)
+        if fflush(stream) != 0 || ferror(stream) != 0 { noteFailure() }
+    }
+
+    private func noteFailure() {
+        if failure == nil { failure = String(cString: strerror(errno)) }
     }
 }
 

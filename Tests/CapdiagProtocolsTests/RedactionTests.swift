@@ -29,4 +29,15 @@ import Testing
         #expect(Redaction.target("/a?token=abc", enabled: false) == "/a?token=abc")
         #expect(Redaction.text("Cookie: a", enabled: false) == "Cookie: a")
     }
+
+    /// A password in a proxy request's userinfo is masked in exported bytes too, in place.
+    @Test func exportedRequestLinesLoseTheirUserinfoPassword() {
+        var bytes = Array("GET http://alice:S3cret-pw@upstream.test:8080/a?token=t1 HTTP/1.1\r\nHost: upstream.test\r\n\r\n".utf8)
+        let count = bytes.count
+        Redaction.maskHeaders(in: &bytes)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(bytes.count == count)
+        #expect(!text.contains("S3cret-pw") && !text.contains("t1 "))
+        #expect(text.hasPrefix("GET http://alice:*********@upstream.test:8080/a?token=** HTTP/1.1"))
+    }
 }

@@ -88,11 +88,34 @@ public enum Redaction {
                 }
             }
             maskQuery(in: &bytes, lineStart, lineEnd)
+            maskUserinfo(in: &bytes, lineStart, lineEnd)
             lineStart = lineEnd + 1
         }
     }
 
     /// `name=value` pairs after the first `?` of a line, up to the next space.
+    /// `http://user:password@host/…` in a line (a proxy's absolute-form request target): the
+    /// password masked in place.
+    private static func maskUserinfo(in bytes: inout [UInt8], _ lineStart: Int, _ lineEnd: Int) {
+        let scheme = Array("://".utf8)
+        var index = lineStart
+        while index + scheme.count <= lineEnd {
+            guard bytes[index] == scheme[0], bytes[index + 1] == scheme[1], bytes[index + 2] == scheme[2] else {
+                index += 1
+                continue
+            }
+            let authority = index + scheme.count
+            var end = authority
+            while end < lineEnd, bytes[end] != UInt8(ascii: "/"), bytes[end] != 0x20, bytes[end] != UInt8(ascii: "?") { end += 1 }
+            if let at = bytes[authority..<end].lastIndex(of: UInt8(ascii: "@")),
+                let colon = bytes[authority..<at].firstIndex(of: UInt8(ascii: ":"))
+            {
+                for position in (colon + 1)..<at { bytes[position] = UInt8(ascii: "*") }
+            }
+            index = end
+        }
+    }
+
     private static func maskQuery(in bytes: inout [UInt8], _ lineStart: Int, _ lineEnd: Int) {
         guard var index = bytes[lineStart..<lineEnd].firstIndex(of: UInt8(ascii: "?")) else { return }
         index += 1
