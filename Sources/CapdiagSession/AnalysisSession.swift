@@ -203,6 +203,16 @@ public final class AnalysisSession {
                 "Credentials are shown in clear (--no-redact): passwords, tokens and cookies in this output are real; do not attach it to a ticket as it is.")
         }
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
+        // Packets the kernel dropped may be the very ones a conclusion rests on: none of them
+        // is held with high confidence then (the caveat says why).
+        if let kernel = stopped.kernel, kernel.dropped + kernel.interfaceDropped > 0, var diagnosis = summary.diagnosis {
+            for upstream in diagnosis.upstreams.indices {
+                for cause in diagnosis.upstreams[upstream].causes.indices where diagnosis.upstreams[upstream].causes[cause].confidence == "high" {
+                    diagnosis.upstreams[upstream].causes[cause].confidence = "medium"
+                }
+            }
+            summary.diagnosis = diagnosis
+        }
         let isLive = stopped.inputs.first?.path.hasPrefix("interface ") == true
         let conclusion = SessionConclusion(
             summary: summary, builder: builder, options: options,

@@ -1,4 +1,5 @@
 import CapdiagCapture
+import CapdiagDiagnosis
 import CapdiagReport
 import CapdiagSession
 import CapdiagTestSupport
@@ -83,5 +84,19 @@ import Testing
             let text = String(decoding: bytes, as: UTF8.self)
             #expect(text.contains("Authorization: Bearer") != redact, "redact \(redact)")
         }
+    }
+
+    /// When the kernel dropped packets during a live capture, no conclusion is held with high
+    /// confidence, and the first lines say why.
+    @Test func kernelDropsLowerEveryConfidence() throws {
+        let session = AnalysisSession(options: SessionOptions())
+        let inputs = session.readFiles(try OfflineReader(paths: [Locations.capture("lo-refused.pcap")], filter: nil))
+        let stopped = CaptureStopped(inputs: inputs, kernel: KernelRecord(received: 100, dropped: 7, interfaceDropped: 0), writtenFiles: [])
+        let (conclusion, _) = session.conclude(stopped)
+        let upstreams = try #require(conclusion.summary.diagnosis?.upstreams)
+        let causes = upstreams.flatMap { $0.causes }
+        #expect(causes.first?.code == "connection_refused")
+        #expect(causes.allSatisfy { $0.confidence != "high" })
+        #expect(conclusion.summary.capture.caveats.contains { $0.contains("dropped 7 packets") })
     }
 }

@@ -36,7 +36,8 @@ public enum Redaction {
         let query = result[result.index(after: question)...]
         let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
             guard let equals = part.firstIndex(of: "=") else { return String(part) }
-            let name = part[..<equals].lowercased()
+            // Names may be percent-encoded (access%5Ftoken) or any case.
+            let name = percentDecoded(Array(part[..<equals].utf8)).lowercased()
             return secretParameters.contains(name) && part.index(after: equals) < part.endIndex
                 ? String(part[...equals]) + mask : String(part)
         }
@@ -116,6 +117,24 @@ public enum Redaction {
         }
     }
 
+    /// A query parameter name with its %XX escapes decoded (bounded: names are short).
+    static func percentDecoded(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count && out.count < 256 {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let value = UInt8(String(decoding: bytes[(index + 1)...(index + 2)], as: UTF8.self), radix: 16)
+            {
+                out.append(value)
+                index += 3
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private static func maskQuery(in bytes: inout [UInt8], _ lineStart: Int, _ lineEnd: Int) {
         guard var index = bytes[lineStart..<lineEnd].firstIndex(of: UInt8(ascii: "?")) else { return }
         index += 1
@@ -123,7 +142,7 @@ public enum Redaction {
             var pairEnd = index
             while pairEnd < lineEnd && bytes[pairEnd] != UInt8(ascii: "&") && bytes[pairEnd] != 0x20 { pairEnd += 1 }
             if let equals = bytes[index..<pairEnd].firstIndex(of: UInt8(ascii: "=")),
-                secretParameters.contains(String(decoding: bytes[index..<equals], as: UTF8.self).lowercased())
+                secretParameters.contains(percentDecoded(Array(bytes[index..<equals])).lowercased())
             {
                 for position in (equals + 1)..<pairEnd { bytes[position] = UInt8(ascii: "*") }
             }
