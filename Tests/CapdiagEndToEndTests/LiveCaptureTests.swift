@@ -104,4 +104,39 @@ struct LiveCapture {
         #expect(FileManager.default.fileExists(atPath: prefix + "0"))
         try? FileManager.default.removeItem(atPath: prefix + "0")
     }
+
+    /// `-w` onto a disk that fills up: the capture and the analysis go on, the run says the
+    /// written file is incomplete and exits 2 (it used to exit 0 with a fraction of the packets).
+    @Test func aFullDiskUnderDashWIsAnError() throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appending(path: "capdiag-wfull-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        let mounted = try Locations.run(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=4k", "tmpfs", mountPoint])
+        try #require(mounted.status == 0, "mount: \(mounted.stderr)")
+        defer { _ = try? Locations.run(URL(fileURLWithPath: "/bin/umount"), [mountPoint]) }
+        let base = 18_600 + Int(getpid() % 20) * 4
+        let process = Process()
+        process.executableURL = Locations.capdiagExecutable
+        process.arguments = ["-q", "-i", "lo", "--duration", "4s", "-w", mountPoint + "/x.pcap", "tcp", "portrange", "\(base)-\(base + 2)"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        // Each round is a few dozen packets of loopback traffic; 4 KiB fills after a round or two.
+        for _ in 0..<4 {
+            _ = try Locations.run(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                [Locations.repositoryRoot.appending(path: "scripts/live-traffic.py").path, "scenarios", "\(base)"])
+        }
+        for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2, "stderr: \(stderr)")
+        #expect(stderr.contains("-w:") && stderr.contains("incomplete"))
+        #expect(stdout.hasPrefix("Diagnosis\n"), "the report still comes out")
+    }
 }
