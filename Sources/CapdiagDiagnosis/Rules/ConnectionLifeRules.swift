@@ -133,21 +133,21 @@ struct NetworkQualityRule: DiagnosisRule {
                     "\(facts.icmpErrorCount) ICMP error(s): \(ICMPText.name(icmp)) from \(icmp.reporter)",
                     evidence: [Evidence(icmp.packet, .network, "ICMP \(ICMPText.name(icmp))", flowStart: facts.first.time)]))
         }
+        // What the capture did, not the network: counted, never a failure (score 0).
+        func captureNote(_ code: String, _ summary: String) -> Finding {
+            finding(code, proxyStatus: nil, .info, .networkQuality, score: 0, at: facts.last.time, summary, evidence: [])
+        }
         let duplicates = facts.orig.duplicateFrames + facts.resp.duplicateFrames
         if duplicates > 0 {
-            findings.append(
-                finding(
-                    "capture_duplicates", proxyStatus: nil, .info, .networkQuality, score: 0, at: facts.last.time,
-                    "\(duplicates) frame(s) were captured twice (same segment and IP identification within microseconds: `-i any` on a bridge or router, or a mirror port); the copies are not retransmissions and were not analysed again",
-                    evidence: []))
+            findings.append(captureNote(
+                "capture_duplicates",
+                "\(duplicates) frame(s) were captured twice (same segment and IP identification within microseconds: `-i any` on a bridge or router, or a mirror port); the copies are not retransmissions and were not analysed again"))
         }
         let captureLoss = facts.orig.ackedUnseenBytes + facts.resp.ackedUnseenBytes
         if captureLoss > 0 {
-            findings.append(
-                finding(
-                    "capture_loss", proxyStatus: nil, .info, .networkQuality, score: 0, at: facts.last.time,
-                    "the capture missed \(captureLoss) byte(s) that the peer acknowledged: lost by the capture, not by the network",
-                    evidence: []))
+            findings.append(captureNote(
+                "capture_loss",
+                "the capture missed \(captureLoss) byte(s) that the peer acknowledged: lost by the capture, not by the network"))
         }
         return findings
     }
