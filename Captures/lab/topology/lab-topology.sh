@@ -10,7 +10,8 @@
 # not get 200, the upstream 4-tuple of the attempt that failed it; then checks with tshark that
 # each labelled 4-tuple is in the capture with the failure on it.
 #
-#   sudo bash Captures/lab/topology/lab-topology.sh [SCENARIO ...]   (all when none is named)
+#   sudo bash Captures/lab/topology/lab-topology.sh [SCENARIO[.lo|.any] ...]   (all when none is named;
+#   SCENARIO records all its runs, SCENARIO.lo or SCENARIO.any only that one)
 #
 # Network rule: only the namespaces made here (cdtopo-*) are addressed: 127.0.0.1 inside
 # cdtopo-gw and 10.79.1.0/24 between the two. Every client loop is bounded in count and time
@@ -19,6 +20,20 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${CAPDIAG_TOPO_OUT:-$here}
+# Selection: NAME runs every run of scenario NAME (the one-host and the client-namespace run);
+# NAME.lo or NAME.any runs that one alone (the other run's capture and label are left as they are).
+scenarios=(onehost-refused-nginx onehost-refused-haproxy onehost-connect-timeout-nginx onehost-connect-timeout-haproxy
+           onehost-tls onehost-reset onehost-keepalive-race onehost-slow concurrent-resets-haproxy concurrent-resets-nginx
+           retry-second-upstream proxy-chain)
+selected=("$@")
+for sel in "${selected[@]}"; do
+    base=${sel%.lo}; base=${base%.any}
+    [[ " ${scenarios[*]} " == *" $base "* ]] \
+        || { echo "topo: unknown scenario '$sel' (one of: ${scenarios[*]}, each optionally .lo or .any)" >&2; exit 2; }
+done
+run() {  # run NAME RUN: whether run RUN (lo or any) of scenario NAME is selected
+    [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]] || [[ " ${selected[*]} " == *" $1.$2 "* ]]
+}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v haproxy >/dev/null || need+=(haproxy)
@@ -118,13 +133,16 @@ keepalive='proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_hea
 server_block onehost-refused-nginx.lo 127.0.0.1:8080 http://127.0.0.1:3001
 server_block onehost-refused-nginx.any 10.79.1.1:8080 http://127.0.0.1:3001
 server_block onehost-connect-timeout-nginx.lo 127.0.0.1:8082 http://127.0.0.1:3002 "proxy_connect_timeout 1s;"
-server_block onehost-tls.lo 127.0.0.1:8084 https://127.0.0.1:3003 \
-    "proxy_ssl_verify on; proxy_ssl_protocols TLSv1.3; proxy_ssl_trusted_certificate $work/other-ca.pem;"
+server_block onehost-connect-timeout-nginx.any 10.79.1.1:8082 http://127.0.0.1:3002 "proxy_connect_timeout 1s;"
+tls_verify="proxy_ssl_verify on; proxy_ssl_protocols TLSv1.3; proxy_ssl_trusted_certificate $work/other-ca.pem;"
+server_block onehost-tls.lo 127.0.0.1:8084 https://127.0.0.1:3003 "$tls_verify"
+server_block onehost-tls.any 10.79.1.1:8084 https://127.0.0.1:3003 "$tls_verify"
 server_block onehost-reset.lo 127.0.0.1:8085 http://127.0.0.1:3004
 server_block onehost-reset.any 10.79.1.1:8085 http://127.0.0.1:3004
 server_block onehost-keepalive-race.lo 127.0.0.1:8086 http://ka_lo "$keepalive"
 server_block onehost-keepalive-race.any 10.79.1.1:8086 http://ka_any "$keepalive"
 server_block onehost-slow.lo 127.0.0.1:8087 http://127.0.0.1:3006 "proxy_read_timeout 1s;"
+server_block onehost-slow.any 10.79.1.1:8087 http://127.0.0.1:3006 "proxy_read_timeout 1s;"
 server_block concurrent-resets-nginx.any 10.79.1.1:8089 http://127.0.0.1:3011
 server_block proxy-chain.any 10.79.1.1:8090 http://127.0.0.1:8091
 server_block retry-second-upstream.lo 127.0.0.1:8092 http://retry
@@ -180,6 +198,7 @@ HAPROXY
 haproxy_pair onehost-refused-haproxy.lo 127.0.0.1:8081 3001
 haproxy_pair onehost-refused-haproxy.any 10.79.1.1:8081 3001
 haproxy_pair onehost-connect-timeout-haproxy.lo 127.0.0.1:8083 3002 "timeout connect 1s"
+haproxy_pair onehost-connect-timeout-haproxy.any 10.79.1.1:8083 3002 "timeout connect 1s"
 haproxy_pair concurrent-resets-haproxy.any 10.79.1.1:8088 3007
 
 ip netns exec cdtopo-gw python3 "$here/upstream.py" "$work" 600 "$work/upstream.log" &
@@ -553,52 +572,54 @@ scenario() {
         uplog="$work/upstream.slice" label="$out/$label.json" topology="$topology"
 }
 
-selected=("$@")
-run() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 onehost="client, gateway and upstream in one namespace, all on 127.0.0.1 (lo)"
 viaveth="client in cdtopo-client 10.79.1.2 over a veth to the gateway's 10.79.1.1 (eth0); gateway and upstream on 127.0.0.1 (lo) in cdtopo-gw"
-if run onehost-refused-nginx; then
-    scenario name=onehost-refused-nginx run=lo port=8080 up=3001 count=3 cause=connection_refused \
-        topology="$onehost: nginx 127.0.0.1:8080 -> 127.0.0.1:3001 (nothing listens)"
-    scenario name=onehost-refused-nginx run=any label=onehost-refused-nginx.any port=8080 up=3001 count=3 cause=connection_refused \
-        topology="$viaveth: nginx 10.79.1.1:8080 -> 127.0.0.1:3001 (nothing listens)"
-fi
-if run onehost-refused-haproxy; then
-    scenario name=onehost-refused-haproxy run=lo gw=haproxy port=8081 up=3001 count=3 cause=connection_refused \
-        topology="$onehost: HAProxy 127.0.0.1:8081 -> 127.0.0.1:3001 (nothing listens; retries 3)"
-    scenario name=onehost-refused-haproxy run=any label=onehost-refused-haproxy.any gw=haproxy port=8081 up=3001 count=3 \
-        cause=connection_refused topology="$viaveth: HAProxy 10.79.1.1:8081 -> 127.0.0.1:3001 (nothing listens; retries 3)"
-fi
-run onehost-connect-timeout-nginx && scenario name=onehost-connect-timeout-nginx port=8082 up=3002 count=2 \
+run onehost-refused-nginx lo && scenario name=onehost-refused-nginx run=lo port=8080 up=3001 count=3 cause=connection_refused \
+    topology="$onehost: nginx 127.0.0.1:8080 -> 127.0.0.1:3001 (nothing listens)"
+run onehost-refused-nginx any && scenario name=onehost-refused-nginx run=any label=onehost-refused-nginx.any port=8080 up=3001 \
+    count=3 cause=connection_refused topology="$viaveth: nginx 10.79.1.1:8080 -> 127.0.0.1:3001 (nothing listens)"
+run onehost-refused-haproxy lo && scenario name=onehost-refused-haproxy run=lo gw=haproxy port=8081 up=3001 count=3 \
+    cause=connection_refused topology="$onehost: HAProxy 127.0.0.1:8081 -> 127.0.0.1:3001 (nothing listens; retries 3)"
+run onehost-refused-haproxy any && scenario name=onehost-refused-haproxy run=any label=onehost-refused-haproxy.any gw=haproxy \
+    port=8081 up=3001 count=3 cause=connection_refused \
+    topology="$viaveth: HAProxy 10.79.1.1:8081 -> 127.0.0.1:3001 (nothing listens; retries 3)"
+run onehost-connect-timeout-nginx lo && scenario name=onehost-connect-timeout-nginx port=8082 up=3002 count=2 \
     cause=connection_timeout topology="$onehost: nginx 127.0.0.1:8082 -> 127.0.0.1:3002, nft drops SYNs to 3002 on lo; proxy_connect_timeout 1s"
-run onehost-connect-timeout-haproxy && scenario name=onehost-connect-timeout-haproxy gw=haproxy port=8083 up=3002 count=2 \
+run onehost-connect-timeout-nginx any && scenario name=onehost-connect-timeout-nginx run=any label=onehost-connect-timeout-nginx.any \
+    port=8082 up=3002 count=2 cause=connection_timeout \
+    topology="$viaveth: nginx 10.79.1.1:8082 -> 127.0.0.1:3002, nft drops SYNs to 3002 on lo; proxy_connect_timeout 1s"
+run onehost-connect-timeout-haproxy lo && scenario name=onehost-connect-timeout-haproxy gw=haproxy port=8083 up=3002 count=2 \
     cause=connection_timeout topology="$onehost: HAProxy 127.0.0.1:8083 -> 127.0.0.1:3002, nft drops SYNs to 3002 on lo; timeout connect 1s, retries 3"
-run onehost-tls && scenario name=onehost-tls port=8084 up=3003 count=2 cause=tls_certificate_error \
+run onehost-connect-timeout-haproxy any && scenario name=onehost-connect-timeout-haproxy run=any \
+    label=onehost-connect-timeout-haproxy.any gw=haproxy port=8083 up=3002 count=2 cause=connection_timeout \
+    topology="$viaveth: HAProxy 10.79.1.1:8083 -> 127.0.0.1:3002, nft drops SYNs to 3002 on lo; timeout connect 1s, retries 3"
+run onehost-tls lo && scenario name=onehost-tls port=8084 up=3003 count=2 cause=tls_certificate_error \
     topology="$onehost: nginx 127.0.0.1:8084 -> https://127.0.0.1:3003 (TLS 1.3, self-signed certificate; proxy_ssl_verify on with another CA)"
-if run onehost-reset; then
-    scenario name=onehost-reset port=8085 up=3004 count=3 upstream_only=3004 cause=upstream_reset_after_request \
-        topology="$onehost: nginx 127.0.0.1:8085 -> 127.0.0.1:3004 (reads the request, RST)"
-    scenario name=onehost-reset run=any label=onehost-reset.any port=8085 up=3004 count=3 cause=upstream_reset_after_request \
-        topology="$viaveth: nginx 10.79.1.1:8085 -> 127.0.0.1:3004 (reads the request, RST)"
-fi
-if run onehost-keepalive-race; then
-    scenario name=onehost-keepalive-race port=8086 up=3005 count=15 interval=1.05 method=POST cause=keepalive_race \
-        topology="$onehost: nginx 127.0.0.1:8086 -> upstream ka_lo { 127.0.0.1:3005; keepalive 8 } (closes after 1.0 s idle; nft drops half its FINs once)"
-    scenario name=onehost-keepalive-race run=any label=onehost-keepalive-race.any port=8086 up=3005 count=15 interval=1.05 \
-        method=POST cause=keepalive_race \
-        topology="$viaveth: nginx 10.79.1.1:8086 -> upstream ka_any { 127.0.0.1:3005; keepalive 8 } (closes after 1.0 s idle; nft drops half its FINs once)"
-fi
-run onehost-slow && scenario name=onehost-slow port=8087 up=3006 count=2 cause=response_timeout \
+run onehost-tls any && scenario name=onehost-tls run=any label=onehost-tls.any port=8084 up=3003 count=2 cause=tls_certificate_error \
+    topology="$viaveth: nginx 10.79.1.1:8084 -> https://127.0.0.1:3003 (TLS 1.3, self-signed certificate; proxy_ssl_verify on with another CA)"
+run onehost-reset lo && scenario name=onehost-reset port=8085 up=3004 count=3 upstream_only=3004 cause=upstream_reset_after_request \
+    topology="$onehost: nginx 127.0.0.1:8085 -> 127.0.0.1:3004 (reads the request, RST)"
+run onehost-reset any && scenario name=onehost-reset run=any label=onehost-reset.any port=8085 up=3004 count=3 \
+    cause=upstream_reset_after_request topology="$viaveth: nginx 10.79.1.1:8085 -> 127.0.0.1:3004 (reads the request, RST)"
+run onehost-keepalive-race lo && scenario name=onehost-keepalive-race port=8086 up=3005 count=15 interval=1.05 method=POST \
+    cause=keepalive_race \
+    topology="$onehost: nginx 127.0.0.1:8086 -> upstream ka_lo { 127.0.0.1:3005; keepalive 8 } (closes after 1.0 s idle; nft drops half its FINs once)"
+run onehost-keepalive-race any && scenario name=onehost-keepalive-race run=any label=onehost-keepalive-race.any port=8086 up=3005 \
+    count=15 interval=1.05 method=POST cause=keepalive_race \
+    topology="$viaveth: nginx 10.79.1.1:8086 -> upstream ka_any { 127.0.0.1:3005; keepalive 8 } (closes after 1.0 s idle; nft drops half its FINs once)"
+run onehost-slow lo && scenario name=onehost-slow port=8087 up=3006 count=2 cause=response_timeout \
     topology="$onehost: nginx 127.0.0.1:8087 -> 127.0.0.1:3006 (answers after 3 s); proxy_read_timeout 1s"
-run concurrent-resets-haproxy && scenario name=concurrent-resets-haproxy run=any gw=haproxy port=8088 up=3007 count=24 parallel=1 \
+run onehost-slow any && scenario name=onehost-slow run=any label=onehost-slow.any port=8087 up=3006 count=2 cause=response_timeout \
+    topology="$viaveth: nginx 10.79.1.1:8087 -> 127.0.0.1:3006 (answers after 3 s); proxy_read_timeout 1s"
+run concurrent-resets-haproxy any && scenario name=concurrent-resets-haproxy run=any gw=haproxy port=8088 up=3007 count=24 parallel=1 \
     cause=upstream_reset_after_request \
     topology="$viaveth: 24 concurrent clients -> HAProxy 10.79.1.1:8088 -> 127.0.0.1:3007 (every 3rd request it receives: RST; the others 200 after 50-300 ms)"
-run concurrent-resets-nginx && scenario name=concurrent-resets-nginx run=any port=8089 up=3011 count=24 parallel=1 \
+run concurrent-resets-nginx any && scenario name=concurrent-resets-nginx run=any port=8089 up=3011 count=24 parallel=1 \
     cause=upstream_reset_after_request \
     topology="$viaveth: 24 concurrent clients -> nginx 10.79.1.1:8089 -> 127.0.0.1:3011 (every 3rd request it receives: RST; the others 200 after 50-300 ms)"
-run retry-second-upstream && scenario name=retry-second-upstream port=8092 up=3008,3009 count=4 cause=retried_ok \
+run retry-second-upstream lo && scenario name=retry-second-upstream port=8092 up=3008,3009 count=4 cause=retried_ok \
     topology="$onehost: nginx 127.0.0.1:8092 -> upstream retry { 127.0.0.1:3008 (reads the request, RST); 127.0.0.1:3009 (200) }, proxy_next_upstream error"
-run proxy-chain && scenario name=proxy-chain run=any gw=chain port=8090 up=8091 count=3 filter="tcp port 8090 or tcp port 8091" \
+run proxy-chain any && scenario name=proxy-chain run=any gw=chain port=8090 up=8091 count=3 filter="tcp port 8090 or tcp port 8091" \
     cause=upstream_is_gateway \
     topology="$viaveth: front nginx 10.79.1.1:8090 -> back nginx 127.0.0.1:8091 (another nginx master) -> 127.0.0.1:3010 (reads the request, RST); only the front's legs are captured (port 3010 filtered out)"
 
