@@ -311,8 +311,10 @@ public struct DiagnosisCollector: Sendable {
         let starts = upstream.map(\.start.time)
         func window(_ client: Attempt) -> Range<Int> {
             let from = client.start.time + (-1_000_000)
-            let until = (client.answered ?? client.end) + 1_000_000
-            return lowerBound(starts, from)..<lowerBound(starts, until + 1)
+            // A damaged capture may stamp the answer before the request: an empty window then.
+            let until = max((client.answered ?? client.end) + 1_000_000, from)
+            let low = lowerBound(starts, from)
+            return low..<max(low, lowerBound(starts, until + 1))
         }
         func matches(_ client: Attempt, _ attempt: Attempt) -> String? {
             if !client.requestIDs.isEmpty && !Set(client.requestIDs).isDisjoint(with: attempt.requestIDs) { return "request_id" }

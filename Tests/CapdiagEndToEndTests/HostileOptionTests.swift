@@ -46,4 +46,22 @@ import Testing
             #expect(written.contains("127.0.0.1"))
         }
     }
+
+    /// Inputs the fuzzer (`scripts/fuzz-cli.py`) once crashed capdiag with, kept in
+    /// `Tests/fail-cases/` and replayed in every output mode.
+    static let failCases: [String] = {
+        let folder = Locations.repositoryRoot.appending(path: "Tests/fail-cases")
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".pcap") }.sorted()
+            .map { folder.appending(path: $0).path }
+    }()
+
+    @Test(arguments: failCases)
+    func formerCrashersRunToTheEnd(path: String) throws {
+        let report = FileManager.default.temporaryDirectory.appending(path: "capdiag-failcase-\(UUID().uuidString).html").path
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        for arguments in [["-T", "text"], ["-T", "json"], ["-T", "jsonl"], ["--report", report]] {
+            let result = try Locations.run(capdiag, ["-q", "-r", path] + arguments)
+            #expect(result.status == 0 || result.status == 2, "\(arguments): exit \(result.status)\n\(result.stderr.suffix(600))")
+        }
+    }
 }
