@@ -101,4 +101,7 @@ public struct Analyzer {
 
     /// Hands every flow that has ended since the last call to `body`.
     public mutating func drainFinishedFlows(_ body: (TCPFlow, ProtocolSession) -> Void) { flows.drainFinished(body) }
+
+    /// Hands every flow decided since the last call (see `FlowTable.drainDecided`).
+    public mutating func drainDecidedFlows(_ body: (TCPFlow, ProtocolSession) -> Void) { flows.drainDecided(body) }
 }

@@ -13,6 +13,9 @@ public struct FlowTableOptions: Sendable {
     public var maximumFlows = 1_000_000
     /// Most bytes all flows together may hold in out-of-order buffers (`ReassemblyMemory`).
     public var reassemblyMemcap = ReassemblyMemory.defaultLimit
+    /// Note flows the moment something decides them (they terminate, or an ICMP error
+    /// arrives), for verdicts as they happen in a live capture (`drainDecided`).
+    public var noteDecisions = false
 
     public init() {}
 }
@@ -73,6 +76,8 @@ public struct FlowTable<Session: FlowSession> {
     private var nextFlowID = 1
     /// The latest packet time the table has seen.
     var latestTime: Timestamp?
+    /// Flows decided and not yet handed to `drainDecided` (slot, flow id).
+    var decided: [(Int32, Int)] = []
     private var lastSweep: Timestamp?
     /// Flows removed because the table was full.
     public private(set) var evictedFlows = 0
@@ -112,9 +117,22 @@ public struct FlowTable<Session: FlowSession> {
         }
         let direction: Direction = slots[slot].originator == sender ? .originator : .responder
         if slots[slot].isDuplicateFrame(segment, from: direction) { return }
+        let wasClosed = slots[slot].closedAt != nil
         let dataOffset = slots[slot].apply(segment, from: direction)
         sessions[slot].segment(
             segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot], memory: &reassemblyMemory)
+        if options.noteDecisions && !wasClosed && slots[slot].closedAt != nil { decided.append((Int32(slot), slots[slot].id)) }
+    }
+
+    /// Hands every flow decided since the last call (terminated, or told off by ICMP) to
+    /// `body` as it is now, while it stays in the table: its verdicts can go out at once
+    /// instead of after the close linger.
+    public mutating func drainDecided(_ body: (TCPFlow, Session) -> Void) {
+        guard !decided.isEmpty else { return }
+        for (slot, id) in decided where occupied[Int(slot)] && slots[Int(slot)].id == id {
+            body(slots[Int(slot)], sessions[Int(slot)])
+        }
+        decided.removeAll(keepingCapacity: true)
     }
 
     /// Flow tracking without a payload (tests and callers without a session).
@@ -131,7 +149,9 @@ public struct FlowTable<Session: FlowSession> {
         let slot = Int(id.rawValue)
         var mark = mark
         mark.aboutDirection = slots[slot].originator == quotedSender ? .originator : .responder
+        let first = slots[slot].firstICMPError == nil
         slots[slot].recordICMPError(mark)
+        if options.noteDecisions && first { decided.append((Int32(slot), slots[slot].id)) }
         return true
     }
 

@@ -21,6 +21,9 @@ public struct SessionOptions: Sendable {
     public var packetLimit: Int?
     /// Credentials masked in every output (`--no-redact` turns it off).
     public var redact = true
+    /// Verdicts as they happen (live capture): a flow's verdicts go to the sinks the moment it
+    /// terminates or an ICMP error tells it off, not only when it leaves the table.
+    public var liveVerdicts = false
 
     public init() {}
 }
@@ -104,6 +107,7 @@ public struct SessionConclusion {
 public protocol SessionSink: AnyObject {
     func flowEnded(_ event: FlowEnded)
     func tick(_ tick: SessionTick)
+    func verdictDecided(_ event: VerdictDecided)
     /// The conclusions are final: write whatever the sink writes.
     /// - Throws: `SinkError` when its output could not be written; the other sinks still run.
     func concluded(_ conclusion: SessionConclusion) throws
@@ -112,6 +116,17 @@ public protocol SessionSink: AnyObject {
 extension SessionSink {
     public func flowEnded(_ event: FlowEnded) {}
     public func tick(_ tick: SessionTick) {}
+    public func verdictDecided(_ event: VerdictDecided) {}
+}
+
+/// A verdict a live capture just decided (see `SessionOptions.liveVerdicts`).
+public struct VerdictDecided {
+    public let flow: TCPFlow
+    public let finding: Finding
+
+    public var record: VerdictRecord {
+        VerdictRecord(flow: flow.id, originator: flow.originator, responder: flow.responder, finding: finding)
+    }
 }
 
 /// An output that could not be written, said plainly.
@@ -134,6 +149,7 @@ public final class AnalysisSession {
         self.options = options
         var analyzerOptions = options.analyzer
         analyzerOptions.protocols.redact = options.redact
+        analyzerOptions.flowTable.noteDecisions = options.liveVerdicts
         analyzer = Analyzer(options: analyzerOptions)
         collector = DiagnosisCollector(options: options.thresholds, upstreams: options.upstreams, gateways: options.gateways)
         builder = ReportBuilder(keep: options.listLimit)
@@ -147,12 +163,37 @@ public final class AnalysisSession {
     public func feed(_ metadata: PacketMetadata, linkType: LinkType, bytes: RawSpan) {
         analyzer.feed(time: metadata.timestamp, wireLength: metadata.wireLength, linkType: linkType, bytes: bytes)
         analyzer.drainFinishedFlows(take)
+        if options.liveVerdicts { analyzer.drainDecidedFlows(decide) }
+    }
+
+    /// Flows whose verdicts went out already, so a flow decided twice (a RST, then an ICMP
+    /// error) reports each verdict once; an entry goes when its flow leaves the table.
+    private var announced: [Int: Set<String>] = [:]
+    /// Live capture: verdicts so far by code, counted when announced or, if never announced,
+    /// when their flow ended.
+    public private(set) var liveVerdictCounts: [String: Int] = [:]
+
+    private func decide(_ flow: TCPFlow, _ session: ProtocolSession) {
+        let diagnosis = diagnoser.diagnose(session.decisionFacts(flow))
+        for finding in diagnosis.findings where finding.severity >= .medium {
+            guard announced[flow.id, default: []].insert(finding.code).inserted else { continue }
+            liveVerdictCounts[finding.code, default: 0] += 1
+            let event = VerdictDecided(flow: flow, finding: finding)
+            for sink in sinks { sink.verdictDecided(event) }
+        }
     }
 
     private func take(_ flow: TCPFlow, _ session: ProtocolSession) {
         let facts = session.facts(flow)
         let diagnosis = diagnoser.diagnose(facts)
         collector.add(facts, diagnosis)
+        if options.liveVerdicts {
+            // Verdicts of this flow not announced while it was open count now, once.
+            let told = announced.removeValue(forKey: flow.id) ?? []
+            for finding in diagnosis.findings where finding.severity >= .medium && !told.contains(finding.code) {
+                liveVerdictCounts[finding.code, default: 0] += 1
+            }
+        }
         let event = FlowEnded(flow: flow, session: session, facts: facts, diagnosis: diagnosis)
         for sink in sinks { sink.flowEnded(event) }
         // Counting every flow, keeping a record only for those listed: formatting every flow's
@@ -165,7 +206,7 @@ public final class AnalysisSession {
     public func tick(kernelDrops: UInt64) -> SessionTick {
         let tick = SessionTick(
             packets: analyzer.stats.packets, openFlows: analyzer.flows.activeFlows, flagged: builder.flaggedCount,
-            kernelDrops: kernelDrops, verdicts: collector.flaggedByCode)
+            kernelDrops: kernelDrops, verdicts: options.liveVerdicts ? liveVerdictCounts : collector.flaggedByCode)
         for sink in sinks { sink.tick(tick) }
         return tick
     }

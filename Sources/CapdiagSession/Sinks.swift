@@ -24,6 +24,12 @@ public final class TextReportSink: SessionSink {
     let output: any TextOutput
     public init(output: any TextOutput) { self.output = output }
 
+    /// Live capture: a line per verdict as it is decided, before the final report.
+    public func verdictDecided(_ event: VerdictDecided) {
+        output.write(event.record.textLine + "\n")
+        output.flush()
+    }
+
     public func concluded(_ conclusion: SessionConclusion) throws {
         output.write(TextReport.render(summary: conclusion.summary, builder: conclusion.builder))
         output.flush()
@@ -68,23 +74,41 @@ public final class JSONLinesSink: SessionSink {
         output.flush()
     }
 
+    /// Live capture: `{"type":"verdict",…}` the moment a verdict is decided.
+    public func verdictDecided(_ event: VerdictDecided) {
+        output.write(JSONOutput.line(event.record) + "\n")
+        output.flush()
+    }
+
     public func concluded(_ conclusion: SessionConclusion) throws {
         output.write(JSONOutput.line(conclusion.summary) + "\n")
         output.flush()
     }
 }
 
-/// `--interval N` during a live capture: a rolling summary line on the text output.
+/// `--interval N` during a live capture: a rolling summary on the output — a text line, or
+/// with JSON Lines a `{"type":"interval",…}` record, so stdout stays valid JSON Lines.
 public final class RollingLineSink: SessionSink {
     let output: any TextOutput
-    public init(output: any TextOutput) { self.output = output }
+    let asJSON: Bool
+    public init(output: any TextOutput, asJSON: Bool = false) {
+        self.output = output
+        self.asJSON = asJSON
+    }
 
     /// Called by the live loop every interval (ticks in between go to the status line).
     public func rollingLine(_ tick: SessionTick, builder: ReportBuilder) {
-        output.write(
-            TextReport.rollingLine(
-                builder: builder, packets: tick.packets, openFlows: tick.openFlows, drops: tick.kernelDrops, causes: tick.verdicts)
-                + "\n")
+        if asJSON {
+            let record = IntervalRecord(
+                packets: tick.packets, openFlows: tick.openFlows, endedFlows: builder.total, flagged: tick.flagged,
+                kernelDrops: tick.kernelDrops, verdicts: tick.verdicts)
+            output.write(JSONOutput.line(record) + "\n")
+        } else {
+            output.write(
+                TextReport.rollingLine(
+                    builder: builder, packets: tick.packets, openFlows: tick.openFlows, drops: tick.kernelDrops, causes: tick.verdicts)
+                    + "\n")
+        }
         output.flush()
     }
 

@@ -191,6 +191,9 @@ struct Capdiag: ParsableCommand {
         if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
         if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
         try checkSeconds(interval, "--interval")
+        if interval != nil && format == .json {
+            throw ValidationError("--interval would break the single JSON document of -T json: use -T jsonl, where intervals are records")
+        }
         if let count, count <= 0 { throw ValidationError("-c needs a positive packet count") }
         if filter != nil && !expression.isEmpty {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
@@ -292,6 +295,7 @@ struct Capdiag: ParsableCommand {
         options.filter = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
         options.packetLimit = count
         options.redact = !noRedact
+        options.liveVerdicts = interface != nil
         return options
     }
 
@@ -337,7 +341,7 @@ struct Capdiag: ParsableCommand {
         logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
         StopSignal.install()
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
-        let rolling = RollingLineSink(output: output)
+        let rolling = RollingLineSink(output: output, asJSON: format == .jsonl)
         let started = DispatchTime.now().uptimeNanoseconds
         let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
         var nextRolling = interval.map { started + UInt64($0 * 1e9) }

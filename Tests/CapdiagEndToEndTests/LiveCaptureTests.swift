@@ -3,6 +3,7 @@ import CapdiagReport
 import CapdiagTestSupport
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// Live capture on loopback, as root (CI runs as root): capdiag -i lo with a filter on the
@@ -137,6 +138,70 @@ struct LiveCapture {
         process.waitUntilExit()
         #expect(process.terminationStatus == 2, "stderr: \(stderr)")
         #expect(stderr.contains("-w:") && stderr.contains("incomplete"))
-        #expect(stdout.hasPrefix("Diagnosis\n"), "the report still comes out")
+        // Verdict lines as they happen, then the whole report.
+        #expect(stdout.hasPrefix("Diagnosis\n") || stdout.contains("\nDiagnosis\n"), "the report still comes out")
+    }
+
+    /// Verdicts as they happen: a refused connect shows on stdout as a `"type":"verdict"`
+    /// record within 2 s, long before its flow leaves the table; `--interval` adds
+    /// `"type":"interval"` records; every line of stdout stays valid JSON (jq reads it).
+    @Test func aRefusalShowsAtOnceAndJSONLinesStayValid() throws {
+        let port = 18_640 + Int(getpid() % 40)
+        let process = Process()
+        process.executableURL = Locations.capdiagExecutable
+        process.arguments = ["-q", "-i", "lo", "-T", "jsonl", "--interval", "1", "--duration", "5s", "tcp", "port", "\(port)"]
+        let out = Pipe()
+        process.standardOutput = out
+        let lines = Mutex<[(Date, String)]>([])
+        let buffer = Mutex(Data())
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            let now = Date()
+            buffer.withLock { data in
+                data.append(chunk)
+                while let newline = data.firstIndex(of: 0x0A) {
+                    let line = String(decoding: data[data.startIndex..<newline], as: UTF8.self)
+                    data.removeSubrange(data.startIndex...newline)
+                    lines.withLock { $0.append((now, line)) }
+                }
+            }
+        }
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        let refusedAt = Date()
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(socketFD)
+        #expect(connected != 0, "nothing listens on the port: the connect is refused")
+        for _ in 0..<80 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        var all = lines.withLock { $0 }
+        all += String(decoding: rest, as: UTF8.self).split(separator: "\n").map { (Date(), String($0)) }
+        #expect(process.terminationStatus == 0)
+        var types: [String] = []
+        for (_, line) in all {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            types.append(object?["type"] as? String ?? "?")
+        }
+        let verdict = try #require(all.first { $0.1.contains("\"type\":\"verdict\"") && $0.1.contains("connection_refused") })
+        #expect(verdict.0.timeIntervalSince(refusedAt) < 2.0, "verdict after \(verdict.0.timeIntervalSince(refusedAt)) s")
+        #expect(types.filter { $0 == "interval" }.count >= 3 && types.last == "summary")
+        #expect(types.contains("flow"), "the flow's record still comes at the end")
+        // jq, when installed (scripts/setup.sh installs it), reads the whole stream.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/jq") {
+            let file = FileManager.default.temporaryDirectory.appending(path: "capdiag-live-\(UUID().uuidString).jsonl")
+            try (all.map(\.1).joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            #expect(try Locations.run(URL(fileURLWithPath: "/usr/bin/jq"), ["-e", ".type", file.path]).status == 0)
+        }
     }
 }
