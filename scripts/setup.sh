@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what capdiag needs on Debian (libpcap-dev to build; tcpdump and tshark for the
-# tests and the lab; chromium for the HTML report check), only when missing.
+# tests and the lab; chromium for the HTML report check; jq, curl and promtool for the live
+# stream and metrics checks), only when missing.
 set -euo pipefail
 missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
@@ -10,8 +11,14 @@ command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 # Headless Chromium checks that the HTML report loads and draws its diagrams.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Prometheus' own checker (promtool) validates the metrics exposition; curl scrapes it live.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    # Packages with services (prometheus) must not start them: only promtool is wanted.
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    $SUDO rm -f /usr/sbin/policy-rc.d
 fi

@@ -124,6 +124,18 @@ struct Capdiag: ParsableCommand {
             valueName: "MB"))
     var reassemblyMemcap: Int = ReassemblyMemory.defaultLimit / 1_048_576
 
+    @Option(
+        name: .customLong("metrics-file"),
+        help: ArgumentHelp(
+            "Write Prometheus metrics (text exposition) to this file, atomically: every --interval (10 s by default) during a live capture, and at the end (node_exporter's textfile collector reads it).",
+            valueName: "path"))
+    var metricsFile: String?
+
+    @Option(
+        name: .customLong("metrics-listen"),
+        help: ArgumentHelp("Live capture: serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 HOST).", valueName: "host:port"))
+    var metricsListen: String?
+
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
@@ -191,6 +203,9 @@ struct Capdiag: ParsableCommand {
         if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
         if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
         try checkSeconds(interval, "--interval")
+        if let metricsListen, interface == nil || parseListen(metricsListen) == nil {
+            throw ValidationError(interface == nil ? "--metrics-listen applies to live capture (-i) only" : "--metrics-listen takes IPv4HOST:PORT, not '\(metricsListen)'")
+        }
         if interval != nil && format == .json {
             throw ValidationError("--interval would break the single JSON document of -T json: use -T jsonl, where intervals are records")
         }
@@ -252,13 +267,15 @@ struct Capdiag: ParsableCommand {
         // Files first (the report links to the exports), stdout last.
         if let exports { session.attach(exports) }
         if let reportFile { session.attach(TicketReportSink(path: reportFile, exports: exports, redacted: options.redact)) }
+        let metrics = metricsFile.map { MetricsFileSink(path: $0) }
+        if let metrics { session.attach(metrics) }
         switch format {
         case .text: session.attach(TextReportSink(output: output))
         case .json: session.attach(JSONDocumentSink(output: output))
         case .jsonl: session.attach(JSONLinesSink(output: output))
         }
 
-        let stopped = try interface.map { try captureLive(on: $0, session: session, output: output, logger: logger) }
+        let stopped = try interface.map { try captureLive(on: $0, session: session, output: output, metrics: metrics, logger: logger) }
             ?? readOffline(session: session, logger: logger)
         for input in stopped.inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
@@ -322,7 +339,27 @@ struct Capdiag: ParsableCommand {
 
     /// `-i IFACE`: captures until a signal, `-c` or `--duration`, with a status line and
     /// `--interval` summaries.
-    func captureLive(on interface: String, session: AnalysisSession, output: StandardOutput, logger: Logger) throws -> CaptureStopped {
+    func captureLive(
+        on interface: String, session: AnalysisSession, output: StandardOutput, metrics: MetricsFileSink?, logger: Logger
+    ) throws -> CaptureStopped {
+        // Every output must be writable before the capture starts (and before -Z drops root):
+        // finding out at the end would lose the run.
+        for path in [reportFile, metricsFile, writeFile].compactMap({ $0 }) + (exportDirectory.map { [$0 + "/."] } ?? []) {
+            let directory = (path as NSString).deletingLastPathComponent
+            if access(directory.isEmpty ? "." : directory, W_OK) != 0 {
+                FileHandle.standardError.write(Data("capdiag: error: cannot write \(path): \(String(cString: strerror(errno)))\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        var server: MetricsServer?
+        if let metricsListen, let (host, port) = parseListen(metricsListen) {
+            do { server = try MetricsServer(host: host, port: port) } catch {
+                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            logger.notice("metrics at http://\(host):\(server?.port ?? port)/metrics")
+        }
+        defer { server?.stop() }
         var live = LiveOptions()
         // tcpdump's -s 0 means "whole packets": libpcap's maximum.
         live.snapshotLength = snapshotLength == 0 ? 262_144 : snapshotLength
@@ -345,6 +382,8 @@ struct Capdiag: ParsableCommand {
         let started = DispatchTime.now().uptimeNanoseconds
         let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
         var nextRolling = interval.map { started + UInt64($0 * 1e9) }
+        let metricsEvery = UInt64((interval ?? 10) * 1e9)
+        var nextMetrics = started
         var stoppedBy = "interrupted"
         let stopped = session.readLive(
             reader, interface: interface,
@@ -362,6 +401,13 @@ struct Capdiag: ParsableCommand {
                     packets: tick.packets, flows: tick.openFlows, force: true,
                     extra: "\(tick.flagged) flagged\(causeCounts(tick.verdicts)), \(tick.kernelDrops) dropped by the kernel")
                 let now = DispatchTime.now().uptimeNanoseconds
+                if (metrics != nil || server != nil) && now >= nextMetrics {
+                    let text = MetricsExposition.render(session.metricsSnapshot(kernelDropped: tick.kernelDrops))
+                    server?.update(text)
+                    // A failed write here shows again, as an error, at the final write.
+                    try? metrics?.write(text)
+                    nextMetrics = now + metricsEvery
+                }
                 if let next = nextRolling, now >= next {
                     rolling.rollingLine(tick, builder: session.builder)
                     nextRolling = next + UInt64((interval ?? 1) * 1e9)
@@ -420,6 +466,14 @@ let longestOptionSeconds = 366.0 * 86_400
 
 func secondsInRange(_ value: Double) -> Bool {
     value.isFinite && value > 0 && value <= longestOptionSeconds
+}
+
+/// `HOST:PORT` for `--metrics-listen` (IPv4 host).
+func parseListen(_ text: String) -> (String, UInt16)? {
+    guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+    let host = String(text[..<colon])
+    var address = in_addr()
+    return inet_pton(AF_INET, host, &address) == 1 ? (host, port) : nil
 }
 
 /// Whether `path` is a regular file, or does not exist (opening it will say so).
