@@ -16,3 +16,7 @@ if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MAN
 fi
 swift build --build-tests
 swift test
+# A short, bounded whole-CLI mutation run (the long runs are `python3 scripts/fuzz-cli.py
+# --binary .build/release/capdiag --seconds 1800`, figures in the README): any crash, hang or
+# broken JSON fails the suite, with the mutant kept in /tmp/capdiag-fuzz-ci.
+python3 scripts/fuzz-cli.py --binary .build/debug/capdiag --seconds 45 --seed 1 --out /tmp/capdiag-fuzz-ci
