@@ -69,7 +69,13 @@ struct Capdiag: ParsableCommand {
     @Flag(name: [.customShort("p"), .customLong("no-promiscuous-mode")], help: "Live capture: do not put the interface in promiscuous mode.")
     var noPromiscuous = false
 
-    @Flag(name: .customLong("no-immediate-mode"), help: "Live capture: let the kernel batch packets (less CPU, later delivery).")
+    @Flag(
+        name: .customLong("immediate-mode"),
+        help: "Live capture: hand each packet over as it arrives instead of in kernel batches (which are at most 100 ms late). Measured to lose packets under bursts (Benchmarks/burst.sh).")
+    var immediate = false
+
+    /// The default now; still accepted so scripts written for earlier versions keep working.
+    @Flag(name: .customLong("no-immediate-mode"), help: .hidden)
     var noImmediate = false
 
     @Option(name: .customLong("duration"), help: ArgumentHelp("Live capture: stop after this long (e.g. 90s, 5m, 1h).", valueName: "time"))
@@ -203,6 +209,7 @@ struct Capdiag: ParsableCommand {
         if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
         if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
         try checkSeconds(interval, "--interval")
+        if immediate && noImmediate { throw ValidationError("give --immediate-mode or --no-immediate-mode, not both") }
         if let metricsListen, interface == nil || parseListen(metricsListen) == nil {
             throw ValidationError(interface == nil ? "--metrics-listen applies to live capture (-i) only" : "--metrics-listen takes IPv4HOST:PORT, not '\(metricsListen)'")
         }
@@ -344,8 +351,13 @@ struct Capdiag: ParsableCommand {
     ) throws -> CaptureStopped {
         // Every output must be writable before the capture starts (and before -Z drops root):
         // finding out at the end would lose the run.
-        for path in [reportFile, metricsFile, writeFile].compactMap({ $0 }) + (exportDirectory.map { [$0 + "/."] } ?? []) {
-            let directory = (path as NSString).deletingLastPathComponent
+        // A file's directory must be writable; a directory still to be created, its nearest
+        // existing ancestor.
+        for path in [reportFile, metricsFile, writeFile].compactMap({ $0 }) + (exportDirectory.map { [$0 + "/x"] } ?? []) {
+            var directory = (path as NSString).deletingLastPathComponent
+            while !directory.isEmpty && directory != "/" && access(directory, F_OK) != 0 {
+                directory = (directory as NSString).deletingLastPathComponent
+            }
             if access(directory.isEmpty ? "." : directory, W_OK) != 0 {
                 FileHandle.standardError.write(Data("capdiag: error: cannot write \(path): \(String(cString: strerror(errno)))\n".utf8))
                 throw ExitCode(2)
@@ -365,7 +377,7 @@ struct Capdiag: ParsableCommand {
         live.snapshotLength = snapshotLength == 0 ? 262_144 : snapshotLength
         live.bufferSize = bufferSize * 1024
         live.promiscuous = !noPromiscuous
-        live.immediate = !noImmediate
+        live.immediate = immediate && !noImmediate
         let write = writeFile.map { WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, fileCount: fileCount) }
         let reader: LiveReader
         do {

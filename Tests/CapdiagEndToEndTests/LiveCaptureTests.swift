@@ -204,4 +204,22 @@ struct LiveCapture {
             #expect(try Locations.run(URL(fileURLWithPath: "/usr/bin/jq"), ["-e", ".type", file.path]).status == 0)
         }
     }
+
+    /// Every output path is checked before the capture starts: an unwritable one is an error
+    /// at once, not after a long capture (a read-only mount here).
+    @Test func unwritableOutputsFailBeforeTheCaptureStarts() throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appending(path: "capdiag-ro-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        let mounted = try Locations.run(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "ro,size=4k", "tmpfs", mountPoint])
+        try #require(mounted.status == 0, "mount: \(mounted.stderr)")
+        defer { _ = try? Locations.run(URL(fileURLWithPath: "/bin/umount"), [mountPoint]) }
+        for option in [["--report", mountPoint + "/r.md"], ["--metrics-file", mountPoint + "/m.prom"], ["-w", mountPoint + "/x.pcap"]] {
+            let started = Date()
+            let result = try Locations.run(Locations.capdiagExecutable, ["-q", "-i", "lo", "--duration", "20s", "tcp", "port", "9"] + option)
+            #expect(result.status == 2, "\(option): \(result.stderr)")
+            #expect(result.stderr.contains("cannot write") || result.stderr.contains("Read-only"), "\(result.stderr)")
+            #expect(Date().timeIntervalSince(started) < 10, "refused before capturing for 20 s")
+        }
+    }
 }
