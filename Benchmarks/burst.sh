@@ -295,7 +295,7 @@ fi
 
 [[ $mode == loss ]] || { echo "mode: loss, latency or ring" >&2; exit 64; }
 results="$OUT/results-rate$RATE.tsv"
-printf 'setting\trun\tcompleted\tfailed\tburst_s\texpected\toutsegs\tread\tkernel_received\tkernel_dropped\tflows\tflows_SF\tworst\tcauses\tcpu_user_s\tcpu_sys_s\tmax_rss_kb\tload1\n' >"$results"
+printf 'setting\trun\tcompleted\tfailed\tburst_s\texpected\toutsegs\tread\tkernel_received\tkernel_dropped\tflows\tflows_SF\tflagged\tworst\tcauses\tcpu_user_s\tcpu_sys_s\tmax_rss_kb\tload1\n' >"$results"
 for setting in $SETTINGS; do
     args=$(setting_args "$setting")
     for ((run = 1; run <= RUNS; run++)); do
@@ -333,7 +333,7 @@ user, system, rss = open(base + ".time").read().split()[-3:]
 print("\t".join(map(str, [
     setting, run, completed, failed, elapsed, 10 * int(completed), outsegs, capture["packets"]["read"],
     kernel.get("received", ""), kernel.get("dropped", ""), summary["flows"]["total"],
-    summary["flows"]["by_conn_state"].get("SF", 0), diagnosis.get("worst_severity", ""),
+    summary["flows"]["by_conn_state"].get("SF", 0), summary["flows"]["flagged"], diagnosis.get("worst_severity", ""),
     ",".join(f"{k}:{v}" for k, v in sorted(causes.items())) or "-", user, system, rss, load1])))
 EOF
         tail -1 "$results"
@@ -347,10 +347,10 @@ python3 - "$results" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 print(f"{'setting':20} {'run':>3} {'done':>6} {'burst s':>7} {'expected':>8} {'OutSegs':>8} {'read':>7} {'lost %':>6} "
-      f"{'k.recv':>7} {'k.drop':>7} {'flows':>6} {'SF':>6} {'worst':>6}  causes")
+      f"{'k.recv':>7} {'k.drop':>7} {'flows':>6} {'SF':>6} {'flagged':>7} {'worst':>6}  causes")
 for r in rows:
     lost = 100 * (int(r["outsegs"]) - int(r["read"])) / max(1, int(r["outsegs"]))
     print(f"{r['setting']:20} {r['run']:>3} {r['completed']:>6} {r['burst_s']:>7} {r['expected']:>8} {r['outsegs']:>8} "
           f"{r['read']:>7} {lost:6.2f} {r['kernel_received']:>7} {r['kernel_dropped']:>7} {r['flows']:>6} {r['flows_SF']:>6} "
-          f"{r['worst']:>6}  {r['causes']}")
+          f"{r['flagged']:>7} {r['worst']:>6}  {r['causes']}")
 EOF
