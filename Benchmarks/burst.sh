@@ -16,7 +16,10 @@
 #   RUNS         runs per setting [3]
 #   CONNECTIONS  connections per burst [20000]      WORKERS  client processes [4]
 #   RATE         connections per second, 0 = as fast as possible [0]
-#   SETTINGS     names from the list in setting_args [default no-immediate immediate-B256M no-immediate-B256M]
+#   SETTINGS     names from the list in setting_args [immediate no-immediate immediate-B256M no-immediate-B256M]
+#                "immediate" asks for immediate mode whichever the binary's default (--immediate-mode
+#                where the binary has that flag, else nothing: before 4d9cb06 it was the default);
+#                "default" passes no mode flag at all.
 #   OUT          scratch directory [/tmp/capdiag-burst]
 #
 # Expected packets: each connection is 10 TCP segments here (handshake 3, request, response, the
@@ -32,27 +35,34 @@ RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-20000}
 WORKERS=${WORKERS:-4}
 RATE=${RATE:-0}
-SETTINGS=${SETTINGS:-default no-immediate immediate-B256M no-immediate-B256M}
+SETTINGS=${SETTINGS:-immediate no-immediate immediate-B256M no-immediate-B256M}
 OUT=${OUT:-/tmp/capdiag-burst}
 PORT=18600
 PROBE_PORT=18601
+[[ $(id -u) == 0 ]] || { echo "needs root (live capture)" >&2; exit 1; }
+[[ -x $CAPDIAG ]] || { echo "no capdiag at $CAPDIAG (cp .build/release/capdiag $CAPDIAG)" >&2; exit 1; }
+
+# Immediate mode was the default until commit 4d9cb06, which added --immediate-mode to ask for it.
+IMMEDIATE=""
+if "$CAPDIAG" --help 2>/dev/null | grep -Eq '^ +--immediate-mode'; then IMMEDIATE="--immediate-mode"; fi
 
 setting_args() {
     case $1 in
-    default) echo "" ;;                                      # immediate mode, -B 32768
+    default) echo "" ;;                                      # the binary's own default, -B 32768
+    immediate) echo "$IMMEDIATE" ;;
     no-immediate) echo "--no-immediate-mode" ;;
-    immediate-B256M) echo "-B 262144" ;;
+    immediate-B256M) echo "$IMMEDIATE -B 262144" ;;
     no-immediate-B256M) echo "--no-immediate-mode -B 262144" ;;
-    immediate-B2M) echo "-B 2048" ;;
+    immediate-B2M) echo "$IMMEDIATE -B 2048" ;;
     no-immediate-B2M) echo "--no-immediate-mode -B 2048" ;;
     no-immediate-B8M) echo "--no-immediate-mode -B 8192" ;;
-    immediate-s1600) echo "-s 1600" ;;                     # diagnosis only: cuts HTTP bodies
+    no-immediate-B64M) echo "--no-immediate-mode -B 65536" ;;
+    no-immediate-B128M) echo "--no-immediate-mode -B 131072" ;;
+    immediate-s1600) echo "$IMMEDIATE -s 1600" ;;          # diagnosis only: cuts HTTP bodies
     *) echo "unknown setting $1" >&2; exit 64 ;;
     esac
 }
 
-[[ $(id -u) == 0 ]] || { echo "needs root (live capture)" >&2; exit 1; }
-[[ -x $CAPDIAG ]] || { echo "no capdiag at $CAPDIAG (cp .build/release/capdiag $CAPDIAG)" >&2; exit 1; }
 mkdir -p "$OUT"
 
 pids=()
@@ -264,7 +274,7 @@ settle() {
 
 # ---------------------------------------------------------------------------------------------
 if [[ $mode == ring ]]; then
-    for setting in default no-immediate immediate-B256M no-immediate-B256M immediate-B2M no-immediate-B2M immediate-s1600; do
+    for setting in immediate no-immediate immediate-B256M no-immediate-B256M immediate-B2M no-immediate-B2M immediate-s1600; do
         # shellcheck disable=SC2046
         line=$(LD_PRELOAD="$OUT/ringshim.so" "$CAPDIAG" -q -T json -i lo $(setting_args "$setting") --duration 1s \
             tcp port $PORT 2>&1 >/dev/null | grep '^\[ring\]' || true)
@@ -298,6 +308,7 @@ results="$OUT/results-rate$RATE.tsv"
 printf 'setting\trun\tcompleted\tfailed\tburst_s\texpected\toutsegs\tread\tkernel_received\tkernel_dropped\tflows\tflows_SF\tflagged\tworst\tcauses\tcpu_user_s\tcpu_sys_s\tmax_rss_kb\tload1\n' >"$results"
 for setting in $SETTINGS; do
     args=$(setting_args "$setting")
+    echo "# $setting: capdiag -q -T json -i lo $args --duration 30s tcp port $PORT" >&2
     for ((run = 1; run <= RUNS; run++)); do
         settle
         base="$OUT/$setting-rate$RATE-run$run"

@@ -71,7 +71,7 @@ struct Capdiag: ParsableCommand {
 
     @Flag(
         name: .customLong("immediate-mode"),
-        help: "Live capture: hand each packet over as it arrives instead of in kernel batches (which are at most 100 ms late). Measured to lose packets under bursts (Benchmarks/burst.sh).")
+        help: "Live capture: hand each packet over as it arrives instead of in kernel batches (which are at most 100 ms late). Measured to lose packets under bursts (Benchmarks/burst.sh): libpcap then gives every packet a 64 KiB slot, so -B buys far fewer packets.")
     var immediate = false
 
     /// The default now; still accepted so scripts written for earlier versions keep working.
