@@ -22,6 +22,10 @@ public struct EndpointRecord: Codable, Sendable, Equatable {
     public var port: UInt16
 }
 
+extension EndpointRecord {
+    init(_ endpoint: Endpoint) { self.init(address: endpoint.address.description, port: endpoint.port) }
+}
+
 /// A FIN or RST: when, and the sender's relative sequence number.
 public struct ControlRecord: Codable, Sendable, Equatable {
     public var frame: Int
@@ -135,8 +139,8 @@ public struct FlowRecord: Codable, Sendable, Equatable {
                 windowScale: stats.windowScale, sackPermitted: stats.sackPermitted, timestamps: stats.timestamps)
         }
         id = flow.id
-        originator = EndpointRecord(address: flow.originator.address.description, port: flow.originator.port)
-        responder = EndpointRecord(address: flow.responder.address.description, port: flow.responder.port)
+        originator = EndpointRecord(flow.originator)
+        responder = EndpointRecord(flow.responder)
         rolesInferred = flow.rolesInferred
         self.start = start.iso8601
         end = flow.last.time.iso8601

@@ -14,8 +14,8 @@ public struct VerdictRecord: Codable, Sendable, Equatable {
 
     public init(flow: Int, originator: Endpoint, responder: Endpoint, finding: Finding) {
         self.flow = flow
-        self.originator = EndpointRecord(address: originator.address.description, port: originator.port)
-        self.responder = EndpointRecord(address: responder.address.description, port: responder.port)
+        self.originator = EndpointRecord(originator)
+        self.responder = EndpointRecord(responder)
         self.finding = FindingRecord(finding)
     }
 

@@ -87,8 +87,9 @@ public final class JSONLinesSink: SessionSink {
 }
 
 /// `--interval N` during a live capture: a rolling summary on the output — a text line, or
-/// with JSON Lines a `{"type":"interval",…}` record, so stdout stays valid JSON Lines.
-public final class RollingLineSink: SessionSink {
+/// with JSON Lines a `{"type":"interval",…}` record, so stdout stays valid JSON Lines. Driven by
+/// the live loop's clock, not by session events.
+public final class RollingLineWriter {
     let output: any TextOutput
     let asJSON: Bool
     public init(output: any TextOutput, asJSON: Bool = false) {
@@ -111,8 +112,6 @@ public final class RollingLineSink: SessionSink {
         }
         output.flush()
     }
-
-    public func concluded(_ conclusion: SessionConclusion) throws {}
 }
 
 /// `--export DIR`: the flagged flows (or all, `--export-all`) as small pcaps, written by a

@@ -390,7 +390,7 @@ struct Capdiag: ParsableCommand {
         logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
         StopSignal.install()
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
-        let rolling = RollingLineSink(output: output, asJSON: format == .jsonl)
+        let rolling = RollingLineWriter(output: output, asJSON: format == .jsonl)
         let started = DispatchTime.now().uptimeNanoseconds
         let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
         var nextRolling = interval.map { started + UInt64($0 * 1e9) }
