@@ -7,36 +7,65 @@ public struct WriteOptions: Sendable {
     public var path: String
     /// Start a new file once the current one holds this many bytes (`-C`, in MB).
     public var rotateBytes: Int64?
-    /// With rotation, keep at most this many files, reusing names in a ring (`-W`).
+    /// Start a new file once the current one spans this many seconds of capture (`-G`).
+    public var rotateSeconds: Int?
+    /// With rotation, keep at most this many files (`-W`): names reused in a ring, or with a
+    /// time pattern in the path, the oldest files deleted.
     public var fileCount: Int?
 
-    public init(path: String, rotateBytes: Int64? = nil, fileCount: Int? = nil) {
+    public init(path: String, rotateBytes: Int64? = nil, rotateSeconds: Int? = nil, fileCount: Int? = nil) {
         self.path = path
         self.rotateBytes = rotateBytes
+        self.rotateSeconds = rotateSeconds
         self.fileCount = fileCount
     }
+
+    /// The path holds strftime(3) conversions (`%Y%m%d-%H%M%S`): each file is named by the
+    /// UTC time it starts.
+    public var isTimePattern: Bool { path.contains("%") }
 }
 
 /// Writes packets to pcap files (`pcap_dump_open`, `pcap_dump`), rotating like tcpdump:
-/// without `-C` one file `PATH`; with it `PATH0`, `PATH1`, … (with `-W N`, names repeat
-/// after N, zero-padded).
+/// without `-C`/`-G` one file `PATH`; with them `PATH0`, `PATH1`, … (with `-W N`, names repeat
+/// after N, zero-padded), or with a time pattern in the path, `PATH` formatted at each file's
+/// start (with `-W N` the newest N files are kept, older ones deleted: a ring on disk for a
+/// capture that runs for weeks).
 final class PacketWriter {
     private let handle: PcapHandle
     private let options: WriteOptions
     private var dumper: OpaquePointer?
     private var index = 0
+    /// The capture second the current file started at (`-G`).
+    private var fileStart: Int = 0
+    private var currentName = ""
     private(set) var files: [String] = []
 
     init(handle: PcapHandle, options: WriteOptions) throws(CaptureError) {
         self.handle = handle
         self.options = options
-        try open()
+        try open(at: time(nil))
     }
 
     deinit { try? close() }
 
-    private var currentName: String {
-        guard options.rotateBytes != nil else { return options.path }
+    private func name(at second: Int) -> String {
+        if options.isTimePattern {
+            var seconds = time_t(second)
+            var parts = tm()
+            gmtime_r(&seconds, &parts)
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let length = strftime(&buffer, buffer.count, options.path, &parts)
+            let formatted = length > 0 ? string(fromCBuffer: buffer) : options.path
+            // Two files started in the same second: keep both.
+            var candidate = formatted
+            var extra = 1
+            while files.contains(candidate) {
+                candidate = formatted + ".\(extra)"
+                extra += 1
+            }
+            return candidate
+        }
+        guard options.rotateBytes != nil || options.rotateSeconds != nil else { return options.path }
         if let count = options.fileCount, count > 0 {
             let width = String(count - 1).count
             let digits = String(index % count)
@@ -45,16 +74,31 @@ final class PacketWriter {
         return options.path + String(index)
     }
 
-    private func open() throws(CaptureError) {
-        let name = currentName
+    private func open(at second: Int) throws(CaptureError) {
+        let name = name(at: second)
         guard let opened = pcap_dump_open(handle.raw, name) else {
             throw CaptureError(function: "pcap_dump_open", subject: name, message: handle.lastError)
         }
         dumper = opened
+        currentName = name
+        fileStart = second
         if !files.contains(name) { files.append(name) }
+        // A time-named ring: the oldest files beyond -W go.
+        if options.isTimePattern, let count = options.fileCount, count > 0 {
+            while files.count > count {
+                unlink(files.removeFirst())
+            }
+        }
     }
 
     func write(_ header: UnsafePointer<pcap_pkthdr>, _ data: UnsafePointer<UInt8>) throws(CaptureError) {
+        // -G: a packet past the current file's span starts the next file.
+        let second = Int(header.pointee.ts.tv_sec)
+        if let span = options.rotateSeconds, second >= fileStart + span, dumper != nil {
+            try close()
+            index += 1
+            try open(at: second)
+        }
         guard let dumper else { return }
         pcap_dump(UnsafeMutablePointer<UInt8>(dumper), header, data)
         // stdio keeps a write error (a full disk) until asked: ask every packet, it is a flag.
@@ -64,7 +108,7 @@ final class PacketWriter {
         if let limit = options.rotateBytes, pcap_dump_ftell64(dumper) >= limit {
             try close()
             index += 1
-            try open()
+            try open(at: second)
         }
     }
 

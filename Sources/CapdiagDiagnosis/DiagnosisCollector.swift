@@ -74,7 +74,25 @@ public struct DiagnosisCollector: Sendable {
         var slowHandshakes = 0
     }
 
+    /// How much one collector keeps (a sliding window splits these among its buckets).
+    public struct Limits: Sendable {
+        public var notableAttempts = DiagnosisCollector.maximumNotableAttempts
+        public var recentAttempts = DiagnosisCollector.maximumRecentAttempts
+        public var servers = DiagnosisCollector.maximumServers
+        public init() {}
+
+        /// Each of `parts` collectors gets its share (at least a few hundred of each).
+        public func divided(by parts: Int) -> Limits {
+            var share = self
+            share.notableAttempts = max(500, notableAttempts / max(parts, 1))
+            share.recentAttempts = max(500, recentAttempts / max(parts, 1))
+            share.servers = max(500, servers / max(parts, 1))
+            return share
+        }
+    }
+
     public let options: DiagnosisOptions
+    public let limits: Limits
     public var upstreamOverrides: [EndpointPattern]
     public var gatewayOverrides: [EndpointPattern]
     var servers: [Endpoint: ServerTally] = [:]
@@ -84,10 +102,11 @@ public struct DiagnosisCollector: Sendable {
     var recentNext = 0
     var attemptsNotKept = 0
     var serversNotTracked = 0
-    public private(set) var worst: Severity?
+    public internal(set) var worst: Severity?
 
-    public init(options: DiagnosisOptions, upstreams: [EndpointPattern] = [], gateways: [EndpointPattern] = []) {
+    public init(options: DiagnosisOptions, upstreams: [EndpointPattern] = [], gateways: [EndpointPattern] = [], limits: Limits = Limits()) {
         self.options = options
+        self.limits = limits
         upstreamOverrides = upstreams
         gatewayOverrides = gateways
     }
@@ -106,7 +125,7 @@ public struct DiagnosisCollector: Sendable {
         let flowAttempts = Attempt.from(facts, diagnosis)
         // A scan or a client capture can reach many thousands of servers: past the cap, new
         // servers are counted, not tracked.
-        guard servers[facts.responder] != nil || servers.count < Self.maximumServers else {
+        guard servers[facts.responder] != nil || servers.count < limits.servers else {
             serversNotTracked += 1
             return
         }
@@ -160,12 +179,12 @@ public struct DiagnosisCollector: Sendable {
     private mutating func keep(_ attempt: Attempt) {
         let notable = attempt.failed || (attempt.status.map { (500...599).contains($0) } ?? (attempt.method != nil))
         if notable {
-            if notableAttempts.count < Self.maximumNotableAttempts { notableAttempts.append(attempt) } else { attemptsNotKept += 1 }
-        } else if recentAttempts.count < Self.maximumRecentAttempts {
+            if notableAttempts.count < limits.notableAttempts { notableAttempts.append(attempt) } else { attemptsNotKept += 1 }
+        } else if recentAttempts.count < limits.recentAttempts {
             recentAttempts.append(attempt)
         } else {
             recentAttempts[recentNext] = attempt
-            recentNext = (recentNext + 1) % Self.maximumRecentAttempts
+            recentNext = (recentNext + 1) % limits.recentAttempts
             attemptsNotKept += 1
         }
     }
@@ -422,19 +441,20 @@ public struct DiagnosisCollector: Sendable {
         for attempt in clientAttempts where attempt.method != nil {
             var entry = impact[attempt.responder] ?? ClientImpact(listener: attempt.responder.description)
             entry.requests += 1
-            if let status = attempt.status, (502...504).contains(status) {
+            switch ClientOutcome(attempt) {
+            case .status(let status):
                 entry.failed += 1
                 entry.statuses[String(status), default: 0] += 1
-            } else if attempt.status == nil && attempt.answered == nil {
+            case .unanswered:
                 entry.failed += 1
                 entry.unanswered += 1
-            } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {
+            case .cut:
                 entry.failed += 1
                 entry.cut += 1
-            } else if attempt.code == "invalid_response" {
-                // nginx relays an upstream's garbage as HTTP/0.9: the client got no valid answer.
+            case .invalid:
                 entry.failed += 1
                 entry.invalid += 1
+            case nil: break
             }
             impact[attempt.responder] = entry
         }

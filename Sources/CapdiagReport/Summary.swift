@@ -164,14 +164,30 @@ public struct ReportBuilder: Sendable {
     public private(set) var flagged: [FlowRecord] = []
     public private(set) var others: [FlowRecord] = []
 
-    public init(keep: Int = 50) { self.keep = keep }
+    /// Keeps the newest flows of each kind rather than the first (a capture that runs for
+    /// weeks lists what happened lately).
+    public let newest: Bool
+
+    public init(keep: Int = 50, newest: Bool = false) {
+        self.keep = keep
+        self.newest = newest
+    }
 
     public mutating func add(_ record: FlowRecord) {
         count(connState: record.connState, flagged: record.isFlagged)
         if record.isFlagged {
-            if flagged.count < keep { flagged.append(record) }
-        } else if others.count < keep {
-            others.append(record)
+            Self.keep(record, in: &flagged, limit: keep, newest: newest)
+        } else {
+            Self.keep(record, in: &others, limit: keep, newest: newest)
+        }
+    }
+
+    private static func keep(_ record: FlowRecord, in list: inout [FlowRecord], limit: Int, newest: Bool) {
+        if list.count < limit {
+            list.append(record)
+        } else if newest && limit > 0 {
+            list.removeFirst()
+            list.append(record)
         }
     }
 
@@ -179,7 +195,7 @@ public struct ReportBuilder: Sendable {
     /// every flow's times would cost more than tracking it.
     public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil) {
         let isFlagged = diagnosis.map { !$0.isHealthy } ?? FlowRecord.isFlagged(flow, session: session)
-        let kept = isFlagged ? flagged.count < keep : others.count < keep
+        let kept = (newest && keep > 0) || (isFlagged ? flagged.count < keep : others.count < keep)
         guard kept else {
             count(connState: flow.connState.rawValue, flagged: isFlagged)
             return

@@ -24,6 +24,9 @@ public struct SessionOptions: Sendable {
     /// Verdicts as they happen (live capture): a flow's verdicts go to the sinks the moment it
     /// terminates or an ICMP error tells it off, not only when it leaves the table.
     public var liveVerdicts = false
+    /// Nanoseconds of capture time the cross-flow conclusions cover (`--window`); nil for the
+    /// whole capture. Counters (metrics, totals) always cover the whole run.
+    public var window: Int64?
 
     public init() {}
 }
@@ -99,6 +102,8 @@ public struct SessionConclusion {
     public var options: SessionOptions
     /// The paths a second pass reads: the offline inputs, or the live capture's `-w` files.
     public var replayPaths: [String]
+    /// The counters as they stand at the end.
+    public var metrics: MetricsExposition.Snapshot
 }
 
 /// An output of the analysis. Each is a small type that a test can drive with a recorded
@@ -140,7 +145,11 @@ public struct SinkError: Error, CustomStringConvertible {
 public final class AnalysisSession {
     public let options: SessionOptions
     public private(set) var analyzer: Analyzer
-    public private(set) var collector: DiagnosisCollector
+    public private(set) var collector: SlidingCollector
+    /// Counts since the start, per server: the metrics' counters.
+    public private(set) var totals = RunningTotals()
+    /// Gateway listeners found so far: once a listener, always one for the metrics' labels.
+    var knownListeners: Set<String> = []
     public private(set) var builder: ReportBuilder
     private let diagnoser: Diagnoser
     private var sinks: [any SessionSink] = []
@@ -151,8 +160,10 @@ public final class AnalysisSession {
         analyzerOptions.protocols.redact = options.redact
         analyzerOptions.flowTable.noteDecisions = options.liveVerdicts
         analyzer = Analyzer(options: analyzerOptions)
-        collector = DiagnosisCollector(options: options.thresholds, upstreams: options.upstreams, gateways: options.gateways)
-        builder = ReportBuilder(keep: options.listLimit)
+        collector = SlidingCollector(
+            options: options.thresholds, upstreams: options.upstreams, gateways: options.gateways, window: options.window)
+        // A windowed run lists its newest flows: a report after a week shows this hour's.
+        builder = ReportBuilder(keep: options.listLimit, newest: options.window != nil)
         diagnoser = Diagnoser(options: options.thresholds)
     }
 
@@ -187,6 +198,7 @@ public final class AnalysisSession {
         let facts = session.facts(flow)
         let diagnosis = diagnoser.diagnose(facts)
         collector.add(facts, diagnosis)
+        totals.add(facts, diagnosis)
         if options.liveVerdicts {
             // Verdicts of this flow not announced while it was open count now, once.
             let told = announced.removeValue(forKey: flow.id) ?? []
@@ -236,6 +248,22 @@ public final class AnalysisSession {
     public func conclude(_ stopped: CaptureStopped) -> (conclusion: SessionConclusion, failures: [any Error]) {
         // Flows still open are handed over as they finish, not all held first.
         analyzer.finish(draining: take)
+        let conclusion = summarize(stopped, interim: false)
+        var failures: [any Error] = []
+        for sink in sinks {
+            do { try sink.concluded(conclusion) } catch { failures.append(error) }
+        }
+        return (conclusion, failures)
+    }
+
+    /// The conclusions so far, for a report while a live capture goes on (SIGHUP,
+    /// `--report-every`): flows still open are left in the table and are not in it.
+    public func interimConclusion(_ stopped: CaptureStopped) -> SessionConclusion {
+        summarize(stopped, interim: true)
+    }
+
+    private func summarize(_ stopped: CaptureStopped, interim: Bool) -> SessionConclusion {
+        if let now = analyzer.stats.lastTime { collector.expire(now: now) }
         var summary = builder.summary(
             inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = stopped.kernel
@@ -243,7 +271,16 @@ public final class AnalysisSession {
             summary.capture.caveats.append(
                 "Credentials are shown in clear (--no-redact): passwords, tokens and cookies in this output are real; do not attach it to a ticket as it is.")
         }
+        if interim {
+            summary.capture.caveats.append(
+                "Interim report while the capture runs: the \(analyzer.flows.activeFlows) flow(s) still open are not in it.")
+        }
+        if let window = options.window, collector.expiredFlows > 0, let from = collector.coveredFrom {
+            summary.capture.caveats.append(
+                "The diagnosis covers the flows that ended since \(from.iso8601) (--window \(windowPhrase(window))); \(collector.expiredFlows) earlier flow(s) are counted in the totals and metrics but no longer in the conclusions. The flows listed are the newest.")
+        }
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
+        knownListeners.formUnion(summary.diagnosis?.gateways.map(\.listener) ?? [])
         // Packets the kernel dropped may be the very ones a conclusion rests on: none of them
         // is held with high confidence then (the caveat says why).
         if let kernel = stopped.kernel, kernel.dropped + kernel.interfaceDropped > 0, var diagnosis = summary.diagnosis {
@@ -255,14 +292,10 @@ public final class AnalysisSession {
             summary.diagnosis = diagnosis
         }
         let isLive = stopped.inputs.first?.path.hasPrefix("interface ") == true
-        let conclusion = SessionConclusion(
+        return SessionConclusion(
             summary: summary, builder: builder, options: options,
-            replayPaths: isLive ? stopped.writtenFiles : stopped.inputs.map(\.path))
-        var failures: [any Error] = []
-        for sink in sinks {
-            do { try sink.concluded(conclusion) } catch { failures.append(error) }
-        }
-        return (conclusion, failures)
+            replayPaths: isLive ? stopped.writtenFiles : stopped.inputs.map(\.path),
+            metrics: metricsSnapshot(kernelDropped: stopped.kernel?.dropped, openFlows: interim ? analyzer.flows.activeFlows : 0))
     }
 
     /// The most severe verdict so far.
@@ -286,6 +319,12 @@ extension AnalysisSession {
         // A signal or --duration ends a live capture without a reader stop reason of its own.
         var stop = stoppedBy()
         if let reason = reader.stop, reason != .endOfFile { stop = reason.code }
+        return liveState(reader, interface: interface, stop: stop)
+    }
+
+    /// How a live capture stands: the interface as the input, libpcap's kernel counters and the
+    /// `-w` files (`stop` is "running" for an interim report).
+    public func liveState(_ reader: LiveReader, interface: String, stop: String) -> CaptureStopped {
         let kernel = reader.handle.statistics.map {
             KernelRecord(received: $0.received, dropped: $0.dropped, interfaceDropped: $0.interfaceDropped)
         }
@@ -294,4 +333,12 @@ extension AnalysisSession {
             snaplen: reader.handle.snapshotLength, packetsRead: reader.packets, stop: stop, error: reader.stop?.message)
         return CaptureStopped(inputs: [input], kernel: kernel, writtenFiles: reader.writtenFiles, writeFailure: reader.writeFailure)
     }
+}
+
+/// `--window` as given: "15m", "90s".
+func windowPhrase(_ nanoseconds: Int64) -> String {
+    let seconds = nanoseconds / 1_000_000_000
+    if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+    if seconds % 60 == 0 { return "\(seconds / 60)m" }
+    return "\(seconds)s"
 }

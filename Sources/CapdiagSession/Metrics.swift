@@ -16,15 +16,31 @@ import Glibc
 public enum MetricsExposition {
     public static let topUpstreams = 20
 
-    public struct Snapshot {
+    /// One upstream's counters since the start.
+    public struct UpstreamCounts: Sendable, Equatable {
+        public var upstream: String
+        public var flows: Int
+        public var requests: Int
+        public var failures: [String: Int]
+    }
+
+    /// One gateway listener's client counters since the start.
+    public struct ListenerCounts: Sendable, Equatable {
+        public var listener: String
+        public var requests: Int
+        public var failed: Int
+    }
+
+    public struct Snapshot: Sendable {
         public var packets: Int
         public var capturedBytes: Int
         public var openFlows: Int
         public var endedFlows: Int
         public var kernelDropped: UInt64?
-        public var conclusions: Conclusions
-        /// Verdicts (medium and above) decided so far by code; live, before their flows end.
+        /// Verdicts (medium and above) decided so far by code; live, as they happen.
         public var verdicts: [String: Int] = [:]
+        public var upstreams: [UpstreamCounts] = []
+        public var listeners: [ListenerCounts] = []
     }
 
     public static func render(_ snapshot: Snapshot) -> String {
@@ -45,41 +61,43 @@ public enum MetricsExposition {
             "capdiag_verdicts_total", "counter", "Verdicts (medium and above) decided so far, per code; live, as they happen.",
             snapshot.verdicts.sorted { $0.key < $1.key }.map { (label("code", $0.key), "\($0.value)") })
         // Upstreams: the most failing (then busiest) by name, the rest summed as "other".
-        let upstreams = snapshot.conclusions.upstreams.sorted {
-            ($0.failures, $0.requests, $1.upstream) > ($1.failures, $1.requests, $0.upstream)
+        let failed = { (upstream: UpstreamCounts) in upstream.failures.values.reduce(0, +) }
+        // An entry already called "other" (servers past the tracking cap) joins the rest.
+        let upstreams = snapshot.upstreams.filter { $0.upstream != "other" }.sorted {
+            (failed($0), $0.requests, $1.upstream) > (failed($1), $1.requests, $0.upstream)
         }
         let named = upstreams.prefix(topUpstreams)
-        let rest = upstreams.dropFirst(topUpstreams)
+        let rest = Array(upstreams.dropFirst(topUpstreams)) + snapshot.upstreams.filter { $0.upstream == "other" }
         var requests = named.map { (label("upstream", $0.upstream), "\($0.requests)") }
         var flows = named.map { (label("upstream", $0.upstream), "\($0.flows)") }
         var failures: [(String, String)] = []
         for upstream in named {
-            for cause in upstream.causes.sorted(by: { $0.code < $1.code }) {
-                failures.append((label("upstream", upstream.upstream) + "," + label("code", cause.code), "\(cause.count)"))
+            for (code, count) in upstream.failures.sorted(by: { $0.key < $1.key }) {
+                failures.append((label("upstream", upstream.upstream) + "," + label("code", code), "\(count)"))
             }
         }
         if !rest.isEmpty {
             requests.append((label("upstream", "other"), "\(rest.reduce(0) { $0 + $1.requests })"))
             flows.append((label("upstream", "other"), "\(rest.reduce(0) { $0 + $1.flows })"))
             var byCode: [String: Int] = [:]
-            for upstream in rest { for cause in upstream.causes { byCode[cause.code, default: 0] += cause.count } }
+            for upstream in rest { byCode.merge(upstream.failures, uniquingKeysWith: +) }
             for (code, count) in byCode.sorted(by: { $0.key < $1.key }) {
                 failures.append((label("upstream", "other") + "," + label("code", code), "\(count)"))
             }
         }
-        family("capdiag_upstream_requests_total", "counter", "Requests (or connection attempts without one) seen per upstream.", requests)
+        family("capdiag_upstream_requests_total", "counter", "Requests seen per upstream.", requests)
         family("capdiag_upstream_flows_total", "counter", "Connections per upstream.", flows)
         family(
             "capdiag_upstream_failures_total", "counter",
-            "Failed requests or attempts per upstream and verdict code (see docs/json-schema.md).", failures)
-        let impact = snapshot.conclusions.clientImpact.filter { $0.listener != nil }.prefix(topUpstreams)
+            "Verdicts (medium and above) per upstream and code (see docs/json-schema.md).", failures)
+        let listeners = snapshot.listeners.sorted { ($0.failed, $1.listener) > ($1.failed, $0.listener) }.prefix(topUpstreams)
         family(
             "capdiag_client_requests_total", "counter", "Client requests per gateway listener.",
-            impact.map { (label("listener", $0.listener ?? ""), "\($0.requests)") })
+            listeners.map { (label("listener", $0.listener), "\($0.requests)") })
         family(
             "capdiag_client_failures_total", "counter",
             "Client requests answered 502/503/504, not answered, cut short or invalid, per gateway listener.",
-            impact.map { (label("listener", $0.listener ?? ""), "\($0.failed)") })
+            listeners.map { (label("listener", $0.listener), "\($0.failed)") })
         return out
     }
 
@@ -99,12 +117,32 @@ public enum MetricsExposition {
 }
 
 extension AnalysisSession {
-    /// The metrics as of now (the cross-flow conclusions drawn over what ended so far).
-    public func metricsSnapshot(kernelDropped: UInt64?) -> MetricsExposition.Snapshot {
-        MetricsExposition.Snapshot(
-            packets: analyzer.stats.packets, capturedBytes: analyzer.stats.capturedBytes, openFlows: analyzer.flows.activeFlows,
-            endedFlows: builder.total, kernelDropped: kernelDropped, conclusions: collector.conclude(dns: nil),
+    /// The counters as of now. Roles come from the conclusions: the gateway listeners found
+    /// so far (in the window) keep the label "listener" for good; the other confirmed servers
+    /// (those `--upstream` names, when given) are upstreams.
+    public func metricsSnapshot(kernelDropped: UInt64?, openFlows: Int? = nil) -> MetricsExposition.Snapshot {
+        var snapshot = MetricsExposition.Snapshot(
+            packets: analyzer.stats.packets, capturedBytes: analyzer.stats.capturedBytes,
+            openFlows: openFlows ?? analyzer.flows.activeFlows, endedFlows: builder.total, kernelDropped: kernelDropped,
             verdicts: options.liveVerdicts ? liveVerdictCounts : collector.flaggedByCode)
+        for (endpoint, server) in totals.servers {
+            let name = endpoint.description
+            if knownListeners.contains(name) {
+                snapshot.listeners.append(.init(listener: name, requests: server.requests, failed: server.clientFailures))
+            } else if server.confirmed && (options.upstreams.isEmpty || options.upstreams.contains { $0.matches(endpoint) }) {
+                snapshot.upstreams.append(.init(upstream: name, flows: server.flows, requests: server.requests, failures: server.failures))
+            }
+        }
+        if totals.other.flows > 0 {
+            let other = totals.other
+            snapshot.upstreams.append(.init(upstream: "other", flows: other.flows, requests: other.requests, failures: other.failures))
+        }
+        return snapshot
+    }
+
+    /// Looks for gateway listeners among the flows of the window (for the metrics' roles).
+    public func refreshListeners() {
+        knownListeners.formUnion(collector.listeners.map(\.description))
     }
 }
 
@@ -127,13 +165,7 @@ public final class MetricsFileSink: SessionSink {
     }
 
     public func concluded(_ conclusion: SessionConclusion) throws {
-        let summary = conclusion.summary
-        guard let diagnosis = summary.diagnosis else { return }
-        let snapshot = MetricsExposition.Snapshot(
-            packets: summary.capture.packets.read, capturedBytes: summary.capture.packets.capturedBytes, openFlows: 0,
-            endedFlows: summary.flows.total, kernelDropped: summary.capture.kernel?.dropped, conclusions: diagnosis,
-            verdicts: Dictionary(diagnosis.upstreams.flatMap(\.causes).map { ($0.code, $0.count) }, uniquingKeysWith: +))
-        try write(MetricsExposition.render(snapshot))
+        try write(MetricsExposition.render(conclusion.metrics))
     }
 }
 

@@ -97,13 +97,17 @@ public final class RollingLineWriter {
         self.asJSON = asJSON
     }
 
+    /// The `{"type":"interval",…}` record of a tick.
+    public static func record(_ tick: SessionTick, builder: ReportBuilder) -> IntervalRecord {
+        IntervalRecord(
+            packets: tick.packets, openFlows: tick.openFlows, endedFlows: builder.total, flagged: tick.flagged,
+            kernelDrops: tick.kernelDrops, verdicts: tick.verdicts)
+    }
+
     /// Called by the live loop every interval (ticks in between go to the status line).
     public func rollingLine(_ tick: SessionTick, builder: ReportBuilder) {
         if asJSON {
-            let record = IntervalRecord(
-                packets: tick.packets, openFlows: tick.openFlows, endedFlows: builder.total, flagged: tick.flagged,
-                kernelDrops: tick.kernelDrops, verdicts: tick.verdicts)
-            output.write(JSONOutput.line(record) + "\n")
+            output.write(JSONOutput.line(Self.record(tick, builder: builder)) + "\n")
         } else {
             output.write(
                 TextReport.rollingLine(

@@ -96,8 +96,15 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("W", allowingJoined: true), .customLong("file-count")],
-        help: ArgumentHelp("With -w and -C: keep at most this many files, reused in a ring.", valueName: "n"))
+        help: ArgumentHelp("With -w and -C or -G: keep at most this many files, reused in a ring.", valueName: "n"))
     var fileCount: Int?
+
+    @Option(
+        name: [.customShort("G", allowingJoined: true), .customLong("rotate-seconds")],
+        help: ArgumentHelp(
+            "With -w: start a new file every N seconds of capture (tcpdump -G). A path with strftime conversions (e.g. /var/lib/capdiag/%Y%m%d-%H%M%S.pcap, UTC) names each file by its start, and with -W only the newest files are kept; without them files are FILE0, FILE1, ….",
+            valueName: "seconds"))
+    var rotateSeconds: Int?
 
     @Option(
         name: [.customShort("Z"), .customLong("relinquish-privileges")],
@@ -141,6 +148,39 @@ struct Capdiag: ParsableCommand {
         name: .customLong("metrics-listen"),
         help: ArgumentHelp("Live capture: serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 HOST).", valueName: "host:port"))
     var metricsListen: String?
+
+    @Option(
+        name: .customLong("window"),
+        help: ArgumentHelp(
+            "Conclusions (causes per upstream, gateway roles, the flows listed) cover the flows that ended in this last stretch of capture time, so a capture running for weeks speaks of the last minutes and keeps a window's worth of records. Default: 15m for live capture, the whole capture for files ('all').",
+            valueName: "time"))
+    var window: String?
+
+    @Option(
+        name: .customLong("report-dir"),
+        help: ArgumentHelp(
+            "Write ticket reports (capdiag-YYYYMMDDTHHMMSSZ.md and .html) to this directory at the end and, during a live capture, on SIGHUP and every --report-every.",
+            valueName: "dir"))
+    var reportDirectory: String?
+
+    @Option(name: .customLong("report-every"), help: ArgumentHelp("Live capture with --report-dir: write a report this often (e.g. 15m).", valueName: "time"))
+    var reportEvery: String?
+
+    @Option(name: .customLong("report-keep"), help: ArgumentHelp("With --report-dir: keep the newest N reports, deleting older ones.", valueName: "n"))
+    var reportKeep: Int = 96
+
+    @Option(
+        name: .customLong("jsonl-file"),
+        help: ArgumentHelp(
+            "Append verdicts as they are decided, flagged flows as they end, --interval records and the final summary to this file as JSON Lines (for a log shipper). It rotates by size (FILE.1, FILE.2, …) and is reopened on SIGHUP.",
+            valueName: "file"))
+    var jsonlFile: String?
+
+    @Option(name: .customLong("jsonl-file-size"), help: ArgumentHelp("With --jsonl-file: rotate after this many MB.", valueName: "MB"))
+    var jsonlFileSize: Int = 100
+
+    @Option(name: .customLong("jsonl-file-count"), help: ArgumentHelp("With --jsonl-file: rotated files kept besides the current one.", valueName: "n"))
+    var jsonlFileCount: Int = 10
 
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
@@ -198,7 +238,10 @@ struct Capdiag: ParsableCommand {
         if interface != nil && !readFiles.isEmpty { throw ValidationError("give either -i INTERFACE or -r FILE, not both") }
         if interface == nil && readFiles.isEmpty { throw ValidationError("give a capture file with -r FILE or an interface with -i") }
         if interface == nil {
-            for (flag, used) in [("-w", writeFile != nil), ("--duration", duration != nil), ("--interval", interval != nil), ("-Z", user != nil)]
+            for (flag, used) in [
+                ("-w", writeFile != nil), ("--duration", duration != nil), ("--interval", interval != nil), ("-Z", user != nil),
+                ("--report-every", reportEvery != nil),
+            ]
             where used {
                 throw ValidationError("\(flag) applies to live capture (-i) only")
             }
@@ -206,8 +249,22 @@ struct Capdiag: ParsableCommand {
         if let duration, parseDuration(duration) == nil {
             throw ValidationError("--duration takes a time like 90s, 5m or 1h, not '\(duration)'")
         }
-        if (fileSize != nil || fileCount != nil) && writeFile == nil { throw ValidationError("-C and -W need -w FILE") }
-        if fileCount != nil && fileSize == nil { throw ValidationError("-W needs -C") }
+        if (fileSize != nil || fileCount != nil || rotateSeconds != nil) && writeFile == nil { throw ValidationError("-C, -G and -W need -w FILE") }
+        if fileCount != nil && fileSize == nil && rotateSeconds == nil { throw ValidationError("-W needs -C or -G") }
+        if let rotateSeconds, rotateSeconds <= 0 || Double(rotateSeconds) > longestOptionSeconds {
+            throw ValidationError("-G needs a number of seconds from 1 to \(Int(longestOptionSeconds))")
+        }
+        if let window, window != "all" && parseDuration(window) == nil {
+            throw ValidationError("--window takes a time like 15m or 1h, or 'all', not '\(window)'")
+        }
+        if let reportEvery {
+            guard reportDirectory != nil else { throw ValidationError("--report-every needs --report-dir DIR") }
+            if parseDuration(reportEvery) == nil { throw ValidationError("--report-every takes a time like 15m or 1h, not '\(reportEvery)'") }
+        }
+        if reportKeep <= 0 || reportKeep > 1_000_000 { throw ValidationError("--report-keep needs a count from 1 to 1000000") }
+        if jsonlFileSize <= 0 || jsonlFileSize > 1_000_000 { throw ValidationError("--jsonl-file-size needs a size in MB from 1 to 1000000") }
+        if jsonlFileCount < 0 || jsonlFileCount > 10_000 { throw ValidationError("--jsonl-file-count needs a count from 0 to 10000") }
+        if jsonlFile == "-" { throw ValidationError("--jsonl-file writes a file; for JSON Lines on stdout use -T jsonl") }
         try checkSeconds(interval, "--interval")
         if immediate && noImmediate { throw ValidationError("give --immediate-mode or --no-immediate-mode, not both") }
         if let metricsListen, interface == nil || parseListen(metricsListen) == nil {
@@ -274,15 +331,30 @@ struct Capdiag: ParsableCommand {
         // Files first (the report links to the exports), stdout last.
         if let exports { session.attach(exports) }
         if let reportFile { session.attach(TicketReportSink(path: reportFile, exports: exports, redacted: options.redact)) }
+        let reports = reportDirectory.map { ReportDirectorySink(directory: $0, keep: reportKeep, redacted: options.redact) }
+        if let reports { session.attach(reports) }
         let metrics = metricsFile.map { MetricsFileSink(path: $0) }
         if let metrics { session.attach(metrics) }
+        var jsonl: JSONLinesFileSink?
+        if let jsonlFile {
+            do {
+                jsonl = JSONLinesFileSink(
+                    file: try RotatingFile(path: jsonlFile, maximumBytes: Int64(jsonlFileSize) * 1_000_000, keep: jsonlFileCount))
+            } catch {
+                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        if let jsonl { session.attach(jsonl) }
         switch format {
         case .text: session.attach(TextReportSink(output: output))
         case .json: session.attach(JSONDocumentSink(output: output))
         case .jsonl: session.attach(JSONLinesSink(output: output))
         }
 
-        let stopped = try interface.map { try captureLive(on: $0, session: session, output: output, metrics: metrics, logger: logger) }
+        let stopped = try interface.map {
+            try captureLive(on: $0, session: session, output: output, sideOutputs: SideOutputs(metrics: metrics, reports: reports, jsonl: jsonl), logger: logger)
+        }
             ?? readOffline(session: session, logger: logger)
         for input in stopped.inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
@@ -293,6 +365,7 @@ struct Capdiag: ParsableCommand {
             if exports.notSelected > 0 { logger.warning("\(exports.notSelected) more flow(s) not exported: raise --export-limit") }
         }
         if let reportFile, !failures.contains(where: { "\($0)".contains(reportFile) }) { logger.notice("report written to \(reportFile)") }
+        if let reports, let last = reports.written.last, last.hasSuffix(".html") { logger.notice("report written to \(last)") }
         // A side output that failed is an error, but what the other outputs hold still went out.
         var errors = failures.map { "\($0)" }
         if let failure = stopped.writeFailure { errors.append("-w: \(failure); the written capture is incomplete") }
@@ -320,6 +393,12 @@ struct Capdiag: ParsableCommand {
         options.packetLimit = count
         options.redact = !noRedact
         options.liveVerdicts = interface != nil
+        // Live captures conclude over the last 15 minutes unless told otherwise; files, whole.
+        switch window {
+        case "all": options.window = nil
+        case let text?: options.window = parseDuration(text).map { Int64($0 * 1e9) }
+        case nil: options.window = interface != nil ? 15 * 60 * 1_000_000_000 : nil
+        }
         return options
     }
 
@@ -346,14 +425,23 @@ struct Capdiag: ParsableCommand {
 
     /// `-i IFACE`: captures until a signal, `-c` or `--duration`, with a status line and
     /// `--interval` summaries.
+    /// The files a live capture keeps up to date while it runs.
+    struct SideOutputs {
+        var metrics: MetricsFileSink?
+        var reports: ReportDirectorySink?
+        var jsonl: JSONLinesFileSink?
+    }
+
     func captureLive(
-        on interface: String, session: AnalysisSession, output: StandardOutput, metrics: MetricsFileSink?, logger: Logger
+        on interface: String, session: AnalysisSession, output: StandardOutput, sideOutputs: SideOutputs, logger: Logger
     ) throws -> CaptureStopped {
+        let metrics = sideOutputs.metrics
         // Every output must be writable before the capture starts (and before -Z drops root):
         // finding out at the end would lose the run.
         // A file's directory must be writable; a directory still to be created, its nearest
         // existing ancestor.
-        for path in [reportFile, metricsFile, writeFile].compactMap({ $0 }) + (exportDirectory.map { [$0 + "/x"] } ?? []) {
+        let directories = [exportDirectory, reportDirectory].compactMap { $0.map { $0 + "/x" } }
+        for path in [reportFile, metricsFile, writeFile, jsonlFile].compactMap({ $0 }) + directories {
             var directory = (path as NSString).deletingLastPathComponent
             while !directory.isEmpty && directory != "/" && access(directory, F_OK) != 0 {
                 directory = (directory as NSString).deletingLastPathComponent
@@ -378,7 +466,9 @@ struct Capdiag: ParsableCommand {
         live.bufferSize = bufferSize * 1024
         live.promiscuous = !noPromiscuous
         live.immediate = immediate && !noImmediate
-        let write = writeFile.map { WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, fileCount: fileCount) }
+        let write = writeFile.map {
+            WriteOptions(path: $0, rotateBytes: fileSize.map { Int64($0) * 1_000_000 }, rotateSeconds: rotateSeconds, fileCount: fileCount)
+        }
         let reader: LiveReader
         do {
             reader = try LiveReader(device: interface, options: live, filter: session.options.filter, write: write)
@@ -389,6 +479,7 @@ struct Capdiag: ParsableCommand {
         }
         logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
         StopSignal.install()
+        HangupSignal.install()
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         let rolling = RollingLineWriter(output: output, asJSON: format == .jsonl)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -397,6 +488,8 @@ struct Capdiag: ParsableCommand {
         let metricsEvery = UInt64((interval ?? 10) * 1e9)
         var nextMetrics = started
         var stoppedBy = "interrupted"
+        let reportEveryNs = reportEvery.flatMap(parseDuration).map { UInt64($0 * 1e9) }
+        var nextReport = reportEveryNs.map { started + $0 }
         let stopped = session.readLive(
             reader, interface: interface,
             shouldStop: {
@@ -413,7 +506,23 @@ struct Capdiag: ParsableCommand {
                     packets: tick.packets, flows: tick.openFlows, force: true,
                     extra: "\(tick.flagged) flagged\(causeCounts(tick.verdicts)), \(tick.kernelDrops) dropped by the kernel")
                 let now = DispatchTime.now().uptimeNanoseconds
+                let hangup = HangupSignal.take()
+                if hangup {
+                    sideOutputs.jsonl?.file.reopen()
+                    if sideOutputs.reports == nil && sideOutputs.jsonl == nil { logger.notice("SIGHUP: nothing to write (see --report-dir, --jsonl-file)") }
+                }
+                if let reports = sideOutputs.reports, hangup || nextReport.map({ now >= $0 }) == true {
+                    let state = session.liveState(reader, interface: interface, stop: "running")
+                    do {
+                        let files = try reports.write(session.interimConclusion(state))
+                        logger.notice("report written to \(files.last ?? reports.directory)")
+                    } catch {
+                        logger.error("\(error)")
+                    }
+                    if let every = reportEveryNs { nextReport = now + every }
+                }
                 if (metrics != nil || server != nil) && now >= nextMetrics {
+                    session.refreshListeners()
                     let text = MetricsExposition.render(session.metricsSnapshot(kernelDropped: tick.kernelDrops))
                     server?.update(text)
                     // A failed write here shows again, as an error, at the final write.
@@ -422,6 +531,7 @@ struct Capdiag: ParsableCommand {
                 }
                 if let next = nextRolling, now >= next {
                     rolling.rollingLine(tick, builder: session.builder)
+                    sideOutputs.jsonl?.interval(RollingLineWriter.record(tick, builder: session.builder))
                     nextRolling = next + UInt64((interval ?? 1) * 1e9)
                 }
             })
@@ -546,6 +656,24 @@ final class Progress {
 
     func clear() {
         if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// SIGHUP during a live capture: write a report now (`--report-dir`) and reopen the
+/// `--jsonl-file` (after an outside logrotate).
+enum HangupSignal {
+    static let pending = Atomic<Bool>(false)
+
+    /// Whether a SIGHUP arrived since the last call.
+    static func take() -> Bool { pending.exchange(false, ordering: .relaxed) }
+
+    static func install() {
+        let handler: @convention(c) (Int32) -> Void = { _ in HangupSignal.pending.store(true, ordering: .relaxed) }
+        signal(SIGHUP, handler)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGHUP)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

@@ -1,0 +1,75 @@
+import CapdiagFlow
+import CapdiagProtocols
+import CapdiagWire
+
+/// How a client request at a gateway failed, as the client saw it; nil when it did not.
+enum ClientOutcome: Equatable {
+    case status(Int)
+    case unanswered
+    case cut
+    case invalid
+
+    init?(_ attempt: Attempt) {
+        if let status = attempt.status, (502...504).contains(status) {
+            self = .status(status)
+        } else if attempt.status == nil && attempt.answered == nil {
+            self = .unanswered
+        } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {
+            self = .cut
+        } else if attempt.code == "invalid_response" {
+            // nginx relays an upstream's garbage as HTTP/0.9: the client got no valid answer.
+            self = .invalid
+        } else {
+            return nil
+        }
+    }
+}
+
+/// Counts since the capture started, per server endpoint: what the Prometheus counters expose.
+/// Never windowed (a counter must not go down) and bounded: past `maximumServers` endpoints,
+/// new ones are summed in `other`.
+public struct RunningTotals: Sendable {
+    public static let maximumServers = 10_000
+
+    public struct Server: Sendable, Equatable {
+        public var flows = 0
+        /// Requests sent to it (HTTP requests seen, whether answered or not).
+        public var requests = 0
+        /// Verdicts at medium and above, by code.
+        public var failures: [String: Int] = [:]
+        /// Requests that failed as a client of this server saw it (502/503/504, no answer, cut
+        /// short, invalid): counted for every server, shown for gateway listeners.
+        public var clientFailures = 0
+        /// Seen from its SYN or answering requests: a real server.
+        public var confirmed = false
+
+        mutating func absorb(_ other: Server) {
+            flows += other.flows
+            requests += other.requests
+            failures.merge(other.failures, uniquingKeysWith: +)
+            clientFailures += other.clientFailures
+            confirmed = confirmed || other.confirmed
+        }
+    }
+
+    public private(set) var servers: [Endpoint: Server] = [:]
+    /// Servers beyond the cap, summed.
+    public private(set) var other = Server()
+
+    public init() {}
+
+    public mutating func add(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis) {
+        var server = Server()
+        server.flows = 1
+        let attempts = Attempt.from(facts, diagnosis)
+        server.requests = facts.exchanges?.filter { $0.requestStart != nil }.count ?? 0
+        server.clientFailures = attempts.filter { $0.method != nil && ClientOutcome($0) != nil }.count
+        for finding in diagnosis.findings where finding.severity >= .medium { server.failures[finding.code, default: 0] += 1 }
+        server.confirmed = !facts.rolesInferred || facts.exchanges?.isEmpty == false
+        if servers[facts.responder] != nil || servers.count < Self.maximumServers {
+            servers[facts.responder, default: Server()].absorb(server)
+        } else {
+            other.absorb(server)
+        }
+    }
+}
