@@ -237,12 +237,18 @@ public final class LiveReader {
     }
 
     /// Drops root after the device is open (tcpdump's `-Z`): supplementary groups, group, user.
-    public func dropPrivileges(to user: String) throws(CaptureError) {
+    /// The files opened so far (`-w`, and `handing`, e.g. a log that is reopened on SIGHUP or
+    /// rotated) are given to the user first, so that it can go on writing, rotating and
+    /// reopening them.
+    public func dropPrivileges(to user: String, handing files: [String] = []) throws(CaptureError) {
         guard let entry = getpwnam(user) else {
             throw CaptureError(function: "getpwnam", subject: user, message: "no such user")
         }
         let uid = entry.pointee.pw_uid
         let gid = entry.pointee.pw_gid
+        for path in writtenFiles + files where chown(path, uid, gid) != 0 {
+            throw CaptureError(function: "chown", subject: path, message: String(cString: strerror(errno)))
+        }
         guard initgroups(user, gid) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
             throw CaptureError(function: "setuid", subject: user, message: String(cString: strerror(errno)))
         }

@@ -135,6 +135,14 @@ public struct FlowTable<Session: FlowSession> {
         decided.removeAll(keepingCapacity: true)
     }
 
+    /// Calls `body` for every flow still held that has terminated (closed or reset, waiting
+    /// out its linger): an interim report counts them as ended. The table is not changed.
+    public func forEachTerminated(_ body: (TCPFlow, Session) -> Void) {
+        for slot in slots.indices where occupied[slot] && slots[slot].closedAt != nil {
+            body(slots[slot], sessions[slot])
+        }
+    }
+
     /// Flow tracking without a payload (tests and callers without a session).
     public mutating func apply(_ segment: TCPSegment, sender: Endpoint, receiver: Endpoint) {
         let empty: [UInt8] = []

@@ -248,7 +248,7 @@ public final class AnalysisSession {
     public func conclude(_ stopped: CaptureStopped) -> (conclusion: SessionConclusion, failures: [any Error]) {
         // Flows still open are handed over as they finish, not all held first.
         analyzer.finish(draining: take)
-        let conclusion = summarize(stopped, interim: false)
+        let conclusion = summarize(stopped)
         var failures: [any Error] = []
         for sink in sinks {
             do { try sink.concluded(conclusion) } catch { failures.append(error) }
@@ -259,10 +259,30 @@ public final class AnalysisSession {
     /// The conclusions so far, for a report while a live capture goes on (SIGHUP,
     /// `--report-every`): flows still open are left in the table and are not in it.
     public func interimConclusion(_ stopped: CaptureStopped) -> SessionConclusion {
-        summarize(stopped, interim: true)
+        // Flows that terminated but wait out their linger in the table are in it, as they will
+        // read when they leave; the session's own collector and list stay untouched.
+        var collector = self.collector
+        var builder = self.builder
+        var lingering = 0
+        analyzer.flows.forEachTerminated { flow, session in
+            let facts = session.decisionFacts(flow)
+            let diagnosis = diagnoser.diagnose(facts)
+            collector.add(facts, diagnosis)
+            builder.add(flow, session: session, diagnosis: diagnosis)
+            lingering += 1
+        }
+        return summarize(stopped, collector: collector, builder: builder, interim: analyzer.flows.activeFlows - lingering)
     }
 
-    private func summarize(_ stopped: CaptureStopped, interim: Bool) -> SessionConclusion {
+    private func summarize(_ stopped: CaptureStopped, interim stillOpen: Int? = nil) -> SessionConclusion {
+        summarize(stopped, collector: collector, builder: builder, interim: stillOpen)
+    }
+
+    /// - Parameter stillOpen: for an interim report, the flows not yet terminated.
+    private func summarize(
+        _ stopped: CaptureStopped, collector: SlidingCollector, builder: ReportBuilder, interim stillOpen: Int?
+    ) -> SessionConclusion {
+        var collector = collector
         if let now = analyzer.stats.lastTime { collector.expire(now: now) }
         var summary = builder.summary(
             inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
@@ -271,9 +291,9 @@ public final class AnalysisSession {
             summary.capture.caveats.append(
                 "Credentials are shown in clear (--no-redact): passwords, tokens and cookies in this output are real; do not attach it to a ticket as it is.")
         }
-        if interim {
+        if let stillOpen {
             summary.capture.caveats.append(
-                "Interim report while the capture runs: the \(analyzer.flows.activeFlows) flow(s) still open are not in it.")
+                "Interim report while the capture runs: \(stillOpen) connection(s) still open are not in it.")
         }
         if let window = options.window, collector.expiredFlows > 0, let from = collector.coveredFrom {
             summary.capture.caveats.append(
@@ -295,7 +315,7 @@ public final class AnalysisSession {
         return SessionConclusion(
             summary: summary, builder: builder, options: options,
             replayPaths: isLive ? stopped.writtenFiles : stopped.inputs.map(\.path),
-            metrics: metricsSnapshot(kernelDropped: stopped.kernel?.dropped, openFlows: interim ? analyzer.flows.activeFlows : 0))
+            metrics: metricsSnapshot(kernelDropped: stopped.kernel?.dropped, openFlows: stillOpen == nil ? 0 : analyzer.flows.activeFlows))
     }
 
     /// The most severe verdict so far.

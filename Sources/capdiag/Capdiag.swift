@@ -425,21 +425,10 @@ struct Capdiag: ParsableCommand {
 
     /// `-i IFACE`: captures until a signal, `-c` or `--duration`, with a status line and
     /// `--interval` summaries.
-    /// The files a live capture keeps up to date while it runs.
-    struct SideOutputs {
-        var metrics: MetricsFileSink?
-        var reports: ReportDirectorySink?
-        var jsonl: JSONLinesFileSink?
-    }
-
-    func captureLive(
-        on interface: String, session: AnalysisSession, output: StandardOutput, sideOutputs: SideOutputs, logger: Logger
-    ) throws -> CaptureStopped {
-        let metrics = sideOutputs.metrics
-        // Every output must be writable before the capture starts (and before -Z drops root):
-        // finding out at the end would lose the run.
-        // A file's directory must be writable; a directory still to be created, its nearest
-        // existing ancestor.
+    /// Every output must be writable before the capture starts (and again after -Z dropped
+    /// root): finding out at the end would lose the run. A file's directory must be writable;
+    /// a directory still to be created, its nearest existing ancestor.
+    func checkOutputsWritable() throws {
         let directories = [exportDirectory, reportDirectory].compactMap { $0.map { $0 + "/x" } }
         for path in [reportFile, metricsFile, writeFile, jsonlFile].compactMap({ $0 }) + directories {
             var directory = (path as NSString).deletingLastPathComponent
@@ -451,6 +440,20 @@ struct Capdiag: ParsableCommand {
                 throw ExitCode(2)
             }
         }
+    }
+
+    /// The files a live capture keeps up to date while it runs.
+    struct SideOutputs {
+        var metrics: MetricsFileSink?
+        var reports: ReportDirectorySink?
+        var jsonl: JSONLinesFileSink?
+    }
+
+    func captureLive(
+        on interface: String, session: AnalysisSession, output: StandardOutput, sideOutputs: SideOutputs, logger: Logger
+    ) throws -> CaptureStopped {
+        let metrics = sideOutputs.metrics
+        try checkOutputsWritable()
         var server: MetricsServer?
         if let metricsListen, let (host, port) = parseListen(metricsListen) {
             do { server = try MetricsServer(host: host, port: port) } catch {
@@ -472,10 +475,17 @@ struct Capdiag: ParsableCommand {
         let reader: LiveReader
         do {
             reader = try LiveReader(device: interface, options: live, filter: session.options.filter, write: write)
-            if let user { try reader.dropPrivileges(to: user) }
+            if let user { try reader.dropPrivileges(to: user, handing: [jsonlFile].compactMap { $0 }) }
         } catch {
             FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
             throw ExitCode(2)
+        }
+        // Once -Z dropped root, the outputs must be writable by that user too.
+        if let user {
+            do { try checkOutputsWritable() } catch {
+                FileHandle.standardError.write(Data("capdiag: error: after -Z \(user): outputs must be writable by that user\n".utf8))
+                throw error
+            }
         }
         logger.notice("listening on \(interface), link-type \(reader.handle.dataLinkName), snapshot length \(reader.handle.snapshotLength)")
         StopSignal.install()
