@@ -5,8 +5,10 @@
       a refused connection (BASE_PORT), one HTTP exchange (BASE_PORT+1), and an upstream that
       resets after reading the request (BASE_PORT+2); returns when all three are done.
   live-traffic.py soak BASE_PORT SECONDS RATE
-      an HTTP server on BASE_PORT and a client opening RATE short connections per second for
-      SECONDS seconds (bounded in time and count), then exits.
+      RATE short connections per second for SECONDS seconds (bounded in time and count), in a
+      fixed mix out of every 10: 8 HTTP exchanges with a server on BASE_PORT, 1 refused
+      (BASE_PORT+1, nothing listens) and 1 reset by a server on BASE_PORT+2 after the request;
+      then prints what it did as JSON ({"healthy": n, "refused": n, "reset": n}) and exits.
 """
 import socket, struct, sys, threading, time
 
@@ -56,15 +58,29 @@ if mode == "scenarios":
     request(base + 2)
     for t in servers: t.join()
 else:
+    import json
     seconds, rate = float(sys.argv[3]), int(sys.argv[4])
     total = int(seconds * rate)
-    server = threading.Thread(target=serve, args=(base, answer, total))
-    server.start()
+    kinds = ["healthy"] * 8 + ["refused", "reset"]
+    planned = {kind: sum(1 for n in range(total) if kinds[n % 10] == kind) for kind in set(kinds)}
+    servers = [threading.Thread(target=serve, args=(base, answer, planned["healthy"])),
+               threading.Thread(target=serve, args=(base + 2, reset, planned["reset"]))]
+    for t in servers: t.start()
     time.sleep(0.3)
+    done = {"healthy": 0, "refused": 0, "reset": 0, "errors": 0}
     start = time.time()
     for n in range(total):
         delay = start + n / rate - time.time()
         if delay > 0: time.sleep(delay)
-        try: request(base)
-        except OSError: pass
-    server.join()
+        kind = kinds[n % 10]
+        try:
+            if kind == "refused":
+                try: socket.create_connection(("127.0.0.1", base + 1), timeout=2).close(); done["errors"] += 1
+                except ConnectionRefusedError: done["refused"] += 1
+            else:
+                request(base if kind == "healthy" else base + 2)
+                done[kind] += 1
+        except OSError:
+            done["errors"] += 1
+    for t in servers: t.join()
+    print(json.dumps(done))
