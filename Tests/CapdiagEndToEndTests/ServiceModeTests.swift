@@ -45,6 +45,16 @@ private struct JSONDocument: Decodable {
         #expect(refusals.values.reduce(0, +) > 0, "counters never forget: \(samples.keys.sorted())")
     }
 
+    /// A window longer than the capture cuts it into buckets (4 s each for 60 s) and merges
+    /// them for the conclusions: the report must be the one of the whole capture, to the byte.
+    @Test(arguments: ["lab/keepalive-race.any.pcap", "lab/failover.any.pcap", "lab/mixed.any.pcap"])
+    func mergedBucketsConcludeAsTheWholeCapture(capture: String) throws {
+        let whole = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", Locations.capture(capture)])
+        let windowed = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", Locations.capture(capture), "--window", "60s"])
+        #expect(whole.status == 0 && !whole.stdout.isEmpty)
+        #expect(windowed.stdout == whole.stdout)
+    }
+
     /// `--jsonl-file` on a capture: one line per flagged flow and the summary, each valid JSON;
     /// the flagged lines are as many as the summary counts.
     @Test func jsonLinesFileHoldsTheFlaggedFlowsAndTheSummary() throws {
