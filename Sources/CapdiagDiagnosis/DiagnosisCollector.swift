@@ -2,32 +2,6 @@ import CapdiagFlow
 import CapdiagProtocols
 import CapdiagWire
 
-/// `HOST` or `HOST:PORT` (IPv6 as `[ADDR]:PORT`) from `--upstream` / `--gateway`.
-public struct EndpointPattern: Sendable, Equatable {
-    public var host: String
-    public var port: UInt16?
-
-    public init?(_ text: String) {
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            if rest.isEmpty { port = nil } else if rest.hasPrefix(":"), let value = UInt16(rest.dropFirst()) { port = value } else { return nil }
-        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
-            host = String(text[..<colon])
-            guard let value = UInt16(text[text.index(after: colon)...]) else { return nil }
-            port = value
-        } else {
-            host = text
-            port = nil
-        }
-        if host.isEmpty { return nil }
-    }
-
-    public func matches(_ endpoint: Endpoint) -> Bool {
-        endpoint.address.description == host && (port.map { $0 == endpoint.port } ?? true)
-    }
-}
-
 /// Collects every flow's verdicts as flows end and draws the capture-wide conclusions.
 /// Memory is bounded: counts per server endpoint, a few examples per cause, and attempts for
 /// joining the legs and finding retries — failed ones (and 5xx or unanswered requests) up to
@@ -247,11 +221,9 @@ public struct DiagnosisCollector: Sendable {
         for endpoint in servers.keys where gatewayOverrides.contains(where: { $0.matches(endpoint) }) {
             listeners[endpoint] = "override"
         }
-        if !gatewayOverrides.isEmpty || !upstreamOverrides.isEmpty {
-            // With overrides, every server not named as an upstream is a gateway listener
-            // only if named; nothing is guessed.
-            return listeners
-        }
+        // Named gateways are the listeners; nothing is guessed then. Named upstreams only
+        // keep those servers out of the guess.
+        if !gatewayOverrides.isEmpty { return listeners }
         var votes: [Endpoint: (match: Int, nested: Int)] = [:]
         // Which servers' attempts nested in which listener candidate's requests, to settle a
         // pair that nests both ways under concurrency (the stronger direction wins).
@@ -289,7 +261,7 @@ public struct DiagnosisCollector: Sendable {
                 votes[outer.responder] = vote
             }
         }
-        for (endpoint, vote) in votes {
+        for (endpoint, vote) in votes where !upstreamOverrides.contains(where: { $0.matches(endpoint) }) {
             let attempts = servers[endpoint]?.attempts ?? 0
             // Most of a listener's requests have an upstream counterpart.
             if vote.match > 0 && vote.match * 2 >= attempts {

@@ -13,8 +13,11 @@ extension TextReport {
         let affected = diagnosis.upstreams.filter { !$0.causes.isEmpty }
         if affected.isEmpty {
             let count = diagnosis.upstreams.count
-            out += "  No failed connections or requests to \(count == 1 ? "the 1 upstream" : "any of the \(count) upstreams") seen. "
-            out += "Worst verdict: \(diagnosis.worstSeverity).\n"
+            out += count == 0
+                ? "  No connection to an upstream was seen"
+                : "  No failed connections or requests to \(count == 1 ? "the upstream" : "any of the \(count) upstreams")"
+            // A verdict about a server that is no upstream (a client leg, a named exclusion).
+            out += diagnosis.worstSeverity == "none" ? ".\n" : "; the worst verdict of any flow is \(diagnosis.worstSeverity) (see the flows below).\n"
         }
         for note in diagnosis.handshakeNotes { out += wrap(safe(note), indent: "  ") + "\n" }
         for upstream in affected.prefix(TicketReport.upstreamLimit) {

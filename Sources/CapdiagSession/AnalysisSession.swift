@@ -299,6 +299,7 @@ public final class AnalysisSession {
             summary.capture.caveats.append(
                 "The diagnosis covers the flows that ended since \(from.iso8601) (--window \(windowPhrase(window))); \(collector.expiredFlows) earlier flow(s) are counted in the totals and metrics but no longer in the conclusions. The flows listed are the newest.")
         }
+        summary.capture.caveats += unmatchedPatternCaveats()
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
         knownListeners.formUnion(summary.diagnosis?.gateways.map(\.listener) ?? [])
         // Packets the kernel dropped may be the very ones a conclusion rests on: none of them
@@ -316,6 +317,20 @@ public final class AnalysisSession {
             summary: summary, builder: builder, options: options,
             replayPaths: isLive ? stopped.writtenFiles : stopped.inputs.map(\.path),
             metrics: metricsSnapshot(kernelDropped: stopped.kernel?.dropped, openFlows: stillOpen == nil ? 0 : analyzer.flows.activeFlows))
+    }
+
+    /// `--upstream` / `--gateway` patterns that name no server of the capture: a typo or the
+    /// wrong capture, said plainly instead of a diagnosis of nothing.
+    func unmatchedPatternCaveats() -> [String] {
+        var caveats: [String] = []
+        for (flag, patterns) in [("--upstream", options.upstreams), ("--gateway", options.gateways)] {
+            for pattern in patterns where !totals.servers.keys.contains(where: { pattern.matches($0) }) {
+                let busiest = totals.servers.sorted { ($0.value.flows, $1.key) > ($1.value.flows, $0.key) }.prefix(5).map(\.key.description)
+                let seen = busiest.isEmpty ? "no server was seen at all" : "the busiest servers seen: " + busiest.joined(separator: ", ")
+                caveats.append("\(flag) \(pattern.host)\(pattern.port.map { ":\($0)" } ?? "") matches no server in this capture; \(seen).")
+            }
+        }
+        return caveats
     }
 
     /// The most severe verdict so far.

@@ -209,15 +209,26 @@ public final class TicketReportSink: SessionSink {
     let exports: FlowExportSink?
     let redacted: Bool
 
-    public init(path: String, exports: FlowExportSink?, redacted: Bool) {
+    let standardOutput: (any TextOutput)?
+
+    /// - Parameter standardOutput: where `path` "-" writes (the Markdown report).
+    public init(path: String, exports: FlowExportSink?, redacted: Bool, standardOutput: (any TextOutput)? = nil) {
         self.path = path
         self.exports = exports
         self.redacted = redacted
+        self.standardOutput = standardOutput
     }
 
     public func concluded(_ conclusion: SessionConclusion) throws {
-        let links = (exports?.written ?? [:]).mapValues { relativePath(from: path, to: $0) }
+        let toStandardOutput = path == "-"
+        let base = toStandardOutput ? "report.md" : path
+        let links = (exports?.written ?? [:]).mapValues { relativePath(from: base, to: $0) }
         let report = TicketReport(summary: conclusion.summary, flows: conclusion.builder.flagged, exports: links, redacted: redacted)
+        if toStandardOutput, let standardOutput {
+            standardOutput.write(MarkdownReport.render(report))
+            standardOutput.flush()
+            return
+        }
         let text = path.lowercased().hasSuffix(".md") ? MarkdownReport.render(report) : HTMLReport.render(report)
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -78,11 +78,11 @@ struct Capdiag: ParsableCommand {
     @Flag(name: .customLong("no-immediate-mode"), help: .hidden)
     var noImmediate = false
 
-    @Option(name: .customLong("duration"), help: ArgumentHelp("Live capture: stop after this long (e.g. 90s, 5m, 1h).", valueName: "time"))
-    var duration: String?
+    @Option(name: .customLong("duration"), help: ArgumentHelp("Live capture: stop after this long (e.g. 90s, 5m, 1h).", valueName: "time"), transform: TimeSpan.parse)
+    var duration: TimeSpan?
 
-    @Option(name: .customLong("interval"), help: ArgumentHelp("Live capture: print a rolling summary with the verdicts so far on stdout every N seconds.", valueName: "seconds"))
-    var interval: Double?
+    @Option(name: .customLong("interval"), help: ArgumentHelp("Live capture: print a rolling summary with the verdicts so far on stdout this often (e.g. 10s).", valueName: "time"), transform: TimeSpan.parse)
+    var interval: TimeSpan?
 
     @Option(
         name: [.customShort("w"), .customLong("write-file")],
@@ -124,8 +124,8 @@ struct Capdiag: ParsableCommand {
     @Option(name: [.customShort("T"), .customLong("format")], help: "Output format: text, json (one document) or jsonl (one flow per line, as flows end).")
     var format: OutputFormat = .text
 
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds without packets after which a flow ends.", valueName: "seconds"))
-    var idleTimeout: Double = 300
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Time without packets after which a flow ends (default 300s).", valueName: "time"), transform: TimeSpan.parse)
+    var idleTimeout = TimeSpan(seconds: 300)
 
     @Option(name: .customLong("max-flows"), help: ArgumentHelp("Most flows tracked at once; the least recently active are evicted beyond it.", valueName: "n"))
     var maxFlows: Int = 1_000_000
@@ -163,8 +163,8 @@ struct Capdiag: ParsableCommand {
             valueName: "dir"))
     var reportDirectory: String?
 
-    @Option(name: .customLong("report-every"), help: ArgumentHelp("Live capture with --report-dir: write a report this often (e.g. 15m).", valueName: "time"))
-    var reportEvery: String?
+    @Option(name: .customLong("report-every"), help: ArgumentHelp("Live capture with --report-dir: write a report this often (e.g. 15m).", valueName: "time"), transform: TimeSpan.parse)
+    var reportEvery: TimeSpan?
 
     @Option(name: .customLong("report-keep"), help: ArgumentHelp("With --report-dir: keep the newest N reports, deleting older ones.", valueName: "n"))
     var reportKeep: Int = 96
@@ -185,17 +185,17 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
-    @Option(name: .customLong("upstream"), help: ArgumentHelp("Treat this HOST or HOST:PORT as an upstream (repeatable); other servers are not reported as upstreams.", valueName: "host[:port]"))
+    @Option(name: .customLong("upstream"), help: ArgumentHelp("Treat this server as an upstream (repeatable): an address, a CIDR range (10.0.0.0/8) or a host name (resolved once), with or without :PORT; other servers are not reported as upstreams.", valueName: "host[:port]"))
     var upstreams: [String] = []
 
-    @Option(name: .customLong("gateway"), help: ArgumentHelp("The gateway's client-facing HOST or HOST:PORT (repeatable), instead of finding it from the traffic.", valueName: "host[:port]"))
+    @Option(name: .customLong("gateway"), help: ArgumentHelp("The gateway's client-facing address, range or host name, with or without :PORT (repeatable), instead of finding it from the traffic.", valueName: "host[:port]"))
     var gateways: [String] = []
 
-    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp("The gateway's connect timeout in seconds (nginx proxy_connect_timeout).", valueName: "seconds"))
-    var connectTimeout: Double = 60
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp("The gateway's connect timeout (nginx proxy_connect_timeout; default 60s).", valueName: "time"), transform: TimeSpan.parse)
+    var connectTimeout = TimeSpan(seconds: 60)
 
-    @Option(name: .customLong("read-timeout"), help: ArgumentHelp("The gateway's read timeout in seconds (nginx proxy_read_timeout): a request unanswered this long is a timeout.", valueName: "seconds"))
-    var readTimeout: Double = 60
+    @Option(name: .customLong("read-timeout"), help: ArgumentHelp("The gateway's read timeout (nginx proxy_read_timeout; default 60s): a request unanswered this long is a timeout. Times are written as in nginx: 500ms, 60s, 5m, 1h30m.", valueName: "time"), transform: TimeSpan.parse)
+    var readTimeout = TimeSpan(seconds: 60)
 
     @Option(name: .customLong("max-header-size"), help: ArgumentHelp("The gateway's response header buffer in bytes (nginx proxy_buffer_size, 4096 on x86-64).", valueName: "bytes"))
     var maxHeaderSize: Int = 4096
@@ -203,7 +203,7 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit with status 1 when a verdict is at least this severe: info, low, medium or high.", valueName: "severity"))
     var failOn: String?
 
-    @Option(name: .customLong("report"), help: ArgumentHelp("Also write a ticket report: FILE.md (Markdown) or FILE.html (self-contained HTML with SVG diagrams).", valueName: "file"))
+    @Option(name: .customLong("report"), help: ArgumentHelp("Also write a ticket report: FILE.md (Markdown) or FILE.html (self-contained HTML with SVG diagrams); - writes the Markdown report on stdout instead of the text report.", valueName: "file"))
     var reportFile: String?
 
     @Option(name: .customLong("export"), help: ArgumentHelp("Write each flagged flow as its own small pcap in this directory (live capture: needs -w without -W).", valueName: "dir"))
@@ -233,8 +233,30 @@ struct Capdiag: ParsableCommand {
     @Argument(help: ArgumentHelp("Capture filter as trailing words, tcpdump style.", valueName: "expression"))
     var expression: [String] = []
 
+    /// Every capture file: those after `-r`, then trailing words that name capture files —
+    /// what a shell glob gives, `capdiag -r ring.pcap*` → `-r ring.pcap0 ring.pcap1 …`.
+    var inputFiles: [String] { readFiles + trailingFiles }
+
+    /// The leading trailing words (with `-r` given) that are existing files.
+    var trailingFiles: [String] {
+        guard !readFiles.isEmpty else { return [] }
+        return Array(expression.prefix { isCaptureFileWord($0) })
+    }
+
+    /// The filter: `-f`, or the trailing words after any file names.
+    var filterExpression: String? {
+        if let filter { return filter }
+        let words = expression.dropFirst(trailingFiles.count)
+        return words.isEmpty ? nil : words.joined(separator: " ")
+    }
+
     func validate() throws {
         if listInterfaces { return }
+        // A file name among the filter words: files go right after -r, the filter after them.
+        if let stray = expression.dropFirst(trailingFiles.count).first(where: { isCaptureFileWord($0) }) {
+            throw ValidationError(
+                "'\(stray)' names a file, but it comes after filter words: put capture files right after -r (capdiag -r a.pcap b.pcap tcp port 80), or quote the filter with -f")
+        }
         if interface != nil && !readFiles.isEmpty { throw ValidationError("give either -i INTERFACE or -r FILE, not both") }
         if interface == nil && readFiles.isEmpty { throw ValidationError("give a capture file with -r FILE or an interface with -i") }
         if interface == nil {
@@ -246,9 +268,6 @@ struct Capdiag: ParsableCommand {
                 throw ValidationError("\(flag) applies to live capture (-i) only")
             }
         }
-        if let duration, parseDuration(duration) == nil {
-            throw ValidationError("--duration takes a time like 90s, 5m or 1h, not '\(duration)'")
-        }
         if (fileSize != nil || fileCount != nil || rotateSeconds != nil) && writeFile == nil { throw ValidationError("-C, -G and -W need -w FILE") }
         if fileCount != nil && fileSize == nil && rotateSeconds == nil { throw ValidationError("-W needs -C or -G") }
         if let rotateSeconds, rotateSeconds <= 0 || Double(rotateSeconds) > longestOptionSeconds {
@@ -257,15 +276,11 @@ struct Capdiag: ParsableCommand {
         if let window, window != "all" && parseDuration(window) == nil {
             throw ValidationError("--window takes a time like 15m or 1h, or 'all', not '\(window)'")
         }
-        if let reportEvery {
-            guard reportDirectory != nil else { throw ValidationError("--report-every needs --report-dir DIR") }
-            if parseDuration(reportEvery) == nil { throw ValidationError("--report-every takes a time like 15m or 1h, not '\(reportEvery)'") }
-        }
+        if reportEvery != nil && reportDirectory == nil { throw ValidationError("--report-every needs --report-dir DIR") }
         if reportKeep <= 0 || reportKeep > 1_000_000 { throw ValidationError("--report-keep needs a count from 1 to 1000000") }
         if jsonlFileSize <= 0 || jsonlFileSize > 1_000_000 { throw ValidationError("--jsonl-file-size needs a size in MB from 1 to 1000000") }
         if jsonlFileCount < 0 || jsonlFileCount > 10_000 { throw ValidationError("--jsonl-file-count needs a count from 0 to 10000") }
         if jsonlFile == "-" { throw ValidationError("--jsonl-file writes a file; for JSON Lines on stdout use -T jsonl") }
-        try checkSeconds(interval, "--interval")
         if immediate && noImmediate { throw ValidationError("give --immediate-mode or --no-immediate-mode, not both") }
         if let metricsListen, interface == nil || parseListen(metricsListen) == nil {
             throw ValidationError(interface == nil ? "--metrics-listen applies to live capture (-i) only" : "--metrics-listen takes IPv4HOST:PORT, not '\(metricsListen)'")
@@ -274,16 +289,16 @@ struct Capdiag: ParsableCommand {
             throw ValidationError("--interval would break the single JSON document of -T json: use -T jsonl, where intervals are records")
         }
         if let count, count <= 0 { throw ValidationError("-c needs a positive packet count") }
-        if filter != nil && !expression.isEmpty {
+        if filter != nil && expression.count > trailingFiles.count {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
         }
-        try checkSeconds(idleTimeout, "--idle-timeout")
         if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on takes info, low, medium or high, not '\(failOn)'") }
-        for value in upstreams + gateways where EndpointPattern(value) == nil {
-            throw ValidationError("'\(value)' is not HOST or HOST:PORT")
+        for (flag, values) in [("--upstream", upstreams), ("--gateway", gateways)] {
+            for value in values where EndpointPattern(value) == nil {
+                throw ValidationError(
+                    "\(flag) takes an address, a CIDR range or a host name that resolves, with or without :PORT (10.0.0.5:8080, 10.0.0.0/8, [2001:db8::1]:443, backend.internal:8080), not '\(value)'")
+            }
         }
-        try checkSeconds(connectTimeout, "--connect-timeout")
-        try checkSeconds(readTimeout, "--read-timeout")
         if maxHeaderSize <= 0 { throw ValidationError("--max-header-size must be positive") }
         // libpcap takes the buffer size as a C int of bytes: at most 2 GiB.
         if bufferSize <= 0 || bufferSize > Int(Int32.max) / 1024 { throw ValidationError("-B needs a size in KiB from 1 to 2097151") }
@@ -291,8 +306,11 @@ struct Capdiag: ParsableCommand {
         if let fileCount, fileCount <= 0 || fileCount > 1_000_000 { throw ValidationError("-W needs a file count from 1 to 1000000") }
         if snapshotLength < 0 || snapshotLength > 262_144 { throw ValidationError("-s needs a snapshot length from 0 (whole packets) to 262144") }
         if listLimit < 0 { throw ValidationError("--list cannot be negative") }
-        if let reportFile, !(reportFile.hasSuffix(".md") || reportFile.hasSuffix(".html") || reportFile.hasSuffix(".htm")) {
-            throw ValidationError("--report needs a file ending in .md or .html")
+        if let reportFile, reportFile != "-", ![".md", ".html", ".htm"].contains(where: { reportFile.lowercased().hasSuffix($0) }) {
+            throw ValidationError("--report needs a file ending in .md or .html (or - for Markdown on stdout)")
+        }
+        if reportFile == "-" && format != .text {
+            throw ValidationError("--report - writes the Markdown report on stdout in place of the text report: it cannot go with -T \(format.rawValue)")
         }
         if ExportPayload(rawValue: exportPayload) == nil { throw ValidationError("--export-payload takes headers, none or all") }
         if exportAll && exportDirectory == nil { throw ValidationError("--export-all needs --export DIR") }
@@ -302,7 +320,7 @@ struct Capdiag: ParsableCommand {
         if exportLimit <= 0 { throw ValidationError("--export-limit must be positive") }
         // --export reads the inputs a second time: a pipe or stdin cannot be read twice.
         if exportDirectory != nil {
-            for path in readFiles where path == "-" || !isRegularFileOrMissing(path) {
+            for path in inputFiles where path == "-" || !isRegularFileOrMissing(path) {
                 throw ValidationError("--export reads the input twice, but '\(path)' is a pipe or stdin: save it to a file first")
             }
         }
@@ -330,7 +348,9 @@ struct Capdiag: ParsableCommand {
         }
         // Files first (the report links to the exports), stdout last.
         if let exports { session.attach(exports) }
-        if let reportFile { session.attach(TicketReportSink(path: reportFile, exports: exports, redacted: options.redact)) }
+        if let reportFile {
+            session.attach(TicketReportSink(path: reportFile, exports: exports, redacted: options.redact, standardOutput: output))
+        }
         let reports = reportDirectory.map { ReportDirectorySink(directory: $0, keep: reportKeep, redacted: options.redact) }
         if let reports { session.attach(reports) }
         let metrics = metricsFile.map { MetricsFileSink(path: $0) }
@@ -347,6 +367,7 @@ struct Capdiag: ParsableCommand {
         }
         if let jsonl { session.attach(jsonl) }
         switch format {
+        case .text where reportFile == "-": break  // the Markdown report takes stdout
         case .text: session.attach(TextReportSink(output: output))
         case .json: session.attach(JSONDocumentSink(output: output))
         case .jsonl: session.attach(JSONLinesSink(output: output))
@@ -359,12 +380,17 @@ struct Capdiag: ParsableCommand {
         for input in stopped.inputs where !LinkType(dlt: input.linkType).isSupported {
             logger.warning("\(input.path): link type \(input.linkTypeName) is not decoded; its packets are counted as skipped")
         }
-        let (_, failures) = session.conclude(stopped)
+        let (conclusion, failures) = session.conclude(stopped)
+        for caveat in conclusion.summary.capture.caveats where caveat.hasPrefix("--upstream") || caveat.hasPrefix("--gateway") {
+            logger.warning("\(caveat)")
+        }
         if let exports, !failures.contains(where: { "\($0)".hasPrefix("export") || "\($0)".hasPrefix("cannot create") }) {
             logger.notice("\(exports.written.count) flow(s) exported to \(exports.directory)")
             if exports.notSelected > 0 { logger.warning("\(exports.notSelected) more flow(s) not exported: raise --export-limit") }
         }
-        if let reportFile, !failures.contains(where: { "\($0)".contains(reportFile) }) { logger.notice("report written to \(reportFile)") }
+        if let reportFile, reportFile != "-", !failures.contains(where: { "\($0)".contains(reportFile) }) {
+            logger.notice("report written to \(reportFile)")
+        }
         if let reports, let last = reports.written.last, last.hasSuffix(".html") { logger.notice("report written to \(last)") }
         // A side output that failed is an error, but what the other outputs hold still went out.
         var errors = failures.map { "\($0)" }
@@ -380,16 +406,16 @@ struct Capdiag: ParsableCommand {
     /// The analysis as the options describe it.
     func sessionOptions() -> SessionOptions {
         var options = SessionOptions()
-        options.analyzer.flowTable.idleTimeout = Int64(idleTimeout * 1e9)
+        options.analyzer.flowTable.idleTimeout = idleTimeout.nanoseconds
         options.analyzer.flowTable.maximumFlows = maxFlows
         options.analyzer.flowTable.reassemblyMemcap = reassemblyMemcap * 1_048_576
-        options.thresholds.connectTimeout = Int64(connectTimeout * 1e9)
-        options.thresholds.readTimeout = Int64(readTimeout * 1e9)
+        options.thresholds.connectTimeout = connectTimeout.nanoseconds
+        options.thresholds.readTimeout = readTimeout.nanoseconds
         options.thresholds.maxHeaderSize = maxHeaderSize
-        options.upstreams = upstreams.compactMap(EndpointPattern.init)
-        options.gateways = gateways.compactMap(EndpointPattern.init)
+        options.upstreams = upstreams.compactMap { EndpointPattern($0) }
+        options.gateways = gateways.compactMap { EndpointPattern($0) }
         options.listLimit = listLimit
-        options.filter = filter ?? (expression.isEmpty ? nil : expression.joined(separator: " "))
+        options.filter = filterExpression
         options.packetLimit = count
         options.redact = !noRedact
         options.liveVerdicts = interface != nil
@@ -406,7 +432,7 @@ struct Capdiag: ParsableCommand {
     func readOffline(session: AnalysisSession, logger: Logger) throws -> CaptureStopped {
         let reader: OfflineReader
         do {
-            reader = try OfflineReader(paths: readFiles, filter: session.options.filter)
+            reader = try OfflineReader(paths: inputFiles, filter: session.options.filter)
         } catch {
             FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
             throw ExitCode(2)
@@ -430,7 +456,7 @@ struct Capdiag: ParsableCommand {
     /// a directory still to be created, its nearest existing ancestor.
     func checkOutputsWritable() throws {
         let directories = [exportDirectory, reportDirectory].compactMap { $0.map { $0 + "/x" } }
-        for path in [reportFile, metricsFile, writeFile, jsonlFile].compactMap({ $0 }) + directories {
+        for path in [reportFile == "-" ? nil : reportFile, metricsFile, writeFile, jsonlFile].compactMap({ $0 }) + directories {
             var directory = (path as NSString).deletingLastPathComponent
             while !directory.isEmpty && directory != "/" && access(directory, F_OK) != 0 {
                 directory = (directory as NSString).deletingLastPathComponent
@@ -493,12 +519,12 @@ struct Capdiag: ParsableCommand {
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         let rolling = RollingLineWriter(output: output, asJSON: format == .jsonl)
         let started = DispatchTime.now().uptimeNanoseconds
-        let limitNs = duration.flatMap(parseDuration).map { UInt64($0 * 1e9) }
-        var nextRolling = interval.map { started + UInt64($0 * 1e9) }
-        let metricsEvery = UInt64((interval ?? 10) * 1e9)
+        let limitNs = duration.map { UInt64($0.nanoseconds) }
+        var nextRolling = interval.map { started + UInt64($0.nanoseconds) }
+        let metricsEvery = UInt64(interval?.nanoseconds ?? 10_000_000_000)
         var nextMetrics = started
         var stoppedBy = "interrupted"
-        let reportEveryNs = reportEvery.flatMap(parseDuration).map { UInt64($0 * 1e9) }
+        let reportEveryNs = reportEvery.map { UInt64($0.nanoseconds) }
         var nextReport = reportEveryNs.map { started + $0 }
         let stopped = session.readLive(
             reader, interface: interface,
@@ -542,7 +568,7 @@ struct Capdiag: ParsableCommand {
                 if let next = nextRolling, now >= next {
                     rolling.rollingLine(tick, builder: session.builder)
                     sideOutputs.jsonl?.interval(RollingLineWriter.record(tick, builder: session.builder))
-                    nextRolling = next + UInt64((interval ?? 1) * 1e9)
+                    nextRolling = next + UInt64(interval?.nanoseconds ?? 1_000_000_000)
                 }
             })
         progress.clear()
@@ -581,14 +607,54 @@ func causeCounts(_ counts: [String: Int]) -> String {
     return " (" + parts.joined(separator: ", ") + ")"
 }
 
+/// A time as nginx writes it, so a value can be pasted from the gateway's configuration:
+/// `500ms`, `60s`, `5m`, `1h`, `1d`, `1w`, combined as `1m30s` or `1h 30m`; a plain number is
+/// seconds (`2.5`). Within a second and a year (see `longestOptionSeconds`).
 func parseDuration(_ text: String) -> Double? {
-    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let value = Double(text.dropLast(suffix.count)) else { return nil }
-        return secondsInRange(value * scale) ? value * scale : nil
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400), ("w", 604_800)]
+    if !text.contains(where: \.isLetter) {
+        guard let value = Double(text) else { return nil }
+        return secondsInRange(value) ? value : nil
     }
-    guard let value = Double(text) else { return nil }
-    return secondsInRange(value) ? value : nil
+    var total = 0.0
+    var rest = Substring(text)
+    while !rest.isEmpty {
+        rest = rest.drop { $0 == " " }
+        let number = rest.prefix { $0.isNumber || $0 == "." }
+        guard !number.isEmpty, let value = Double(number) else { return nil }
+        rest = rest.dropFirst(number.count)
+        guard let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+        rest = rest.dropFirst(unit.count)
+        total += value * scale
+        rest = rest.drop { $0 == " " }
+    }
+    return secondsInRange(total) ? total : nil
+}
+
+/// A time option (`--read-timeout 60s`): nginx's syntax, see `parseDuration`.
+struct TimeSpan: ExpressibleByArgument, CustomStringConvertible {
+    var seconds: Double
+
+    init(seconds: Double) { self.seconds = seconds }
+
+    init?(argument: String) {
+        guard let seconds = parseDuration(argument) else { return nil }
+        self.seconds = seconds
+    }
+
+    var nanoseconds: Int64 { Int64(seconds * 1e9) }
+
+    /// For `@Option(transform:)`: the message says what a time looks like.
+    static func parse(_ text: String) throws -> TimeSpan {
+        guard let span = TimeSpan(argument: text) else {
+            throw ValidationError("a time as nginx writes it (500ms, 60s, 5m, 1h30m; a plain number is seconds), from 1 ms to a year")
+        }
+        return span
+    }
+
+    var description: String {
+        seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(Int((seconds * 1000).rounded()))ms"
+    }
 }
 
 /// The longest time any option takes: a year. Longer values (and nan, infinities, zero and
@@ -608,17 +674,20 @@ func parseListen(_ text: String) -> (String, UInt16)? {
     return inet_pton(AF_INET, host, &address) == 1 ? (host, port) : nil
 }
 
+/// A word that is a capture file rather than a filter word: an existing regular file whose
+/// name has a dot or a slash (no BPF keyword has either; `port 80` or `tcp` in the current
+/// directory stay filter words).
+func isCaptureFileWord(_ word: String) -> Bool {
+    guard word.contains(".") || word.contains("/") else { return false }
+    var info = stat()
+    return stat(word, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+}
+
 /// Whether `path` is a regular file, or does not exist (opening it will say so).
 func isRegularFileOrMissing(_ path: String) -> Bool {
     var info = stat()
     guard stat(path, &info) == 0 else { return true }
     return (info.st_mode & S_IFMT) == S_IFREG
-}
-
-/// Rejects a seconds option that is not a positive, finite time of at most a year.
-func checkSeconds(_ value: Double?, _ flag: String) throws {
-    guard let value, !secondsInRange(value) else { return }
-    throw ValidationError("\(flag) takes a positive number of seconds up to \(Int(longestOptionSeconds)) (a year), not '\(value)'")
 }
 
 /// Buffered stdout through C stdio: the report only, never logs.

@@ -348,4 +348,23 @@ struct FlowScenario {
         #expect(EndpointPattern("[::1]:443")?.host == "::1" && EndpointPattern("[::1]:443")?.port == 443)
         #expect(EndpointPattern("10.0.0.5:http") == nil && EndpointPattern("") == nil)
     }
+
+    @Test func patternsMatchRangesNamesAndIPv6() throws {
+        func endpoint(_ text: String, _ port: UInt16) -> Endpoint {
+            Endpoint(address: EndpointPattern.parseAddress(text) ?? IPAddress(high: 0, low: 0), port: port)
+        }
+        func matches(_ pattern: String, _ address: String, _ port: UInt16) -> Bool {
+            EndpointPattern(pattern)?.matches(endpoint(address, port)) ?? false
+        }
+        #expect(matches("10.77.0.0/16", "10.77.2.2", 9012) && !matches("10.77.0.0/16", "10.78.0.1", 9012))
+        #expect(matches("10.77.0.0/16:9012", "10.77.200.1", 9012) && !matches("10.77.0.0/16:9012", "10.77.2.2", 80))
+        #expect(matches("[2001:db8::/32]:443", "2001:db8:1::5", 443) && !matches("[2001:db8::/32]:443", "2001:db9::5", 443))
+        #expect(matches("2001:db8::1", "2001:db8::1", 1))
+        // An IPv4 range never takes an IPv6 address that happens to share its low bits.
+        #expect(!matches("0.0.0.0/0", "::1", 1) && matches("0.0.0.0/0", "192.0.2.1", 1))
+        #expect(EndpointPattern("10.0.0.0/33") == nil && EndpointPattern("10.0.0.0/x") == nil && EndpointPattern("a b") == nil)
+        let named = EndpointPattern("backend.test:8080", resolve: { _ in [EndpointPattern.parseAddress("10.9.9.9")].compactMap { $0 } })
+        #expect(named?.matches(endpoint("10.9.9.9", 8080)) == true && named?.matches(endpoint("10.9.9.8", 8080)) == false)
+        #expect(EndpointPattern("unknown.test", resolve: { _ in [] }) == nil)
+    }
 }

@@ -1,0 +1,81 @@
+import CapdiagTestSupport
+import Foundation
+import Testing
+
+/// Everyday habits from tcpdump, tshark and nginx that must just work.
+@Suite struct Habits {
+    let capdiag = Locations.capdiagExecutable
+
+    func json(_ arguments: [String]) throws -> [String: Any] {
+        let run = try Locations.run(capdiag, ["-q", "-T", "jsonl"] + arguments)
+        #expect(run.status == 0, "\(arguments): \(run.stderr)")
+        let last = try #require(run.stdout.split(separator: "\n").last)
+        return try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+    }
+
+    func thresholds(_ summary: [String: Any]) -> [String: Any] {
+        ((summary["diagnosis"] as? [String: Any])?["thresholds"] as? [String: Any]) ?? [:]
+    }
+
+    /// Times pasted from nginx's configuration: 500ms, 60s, 1m30s; a plain number is seconds.
+    @Test(arguments: [("500ms", 500_000_000), ("0.5", 500_000_000), ("1m30s", 90_000_000_000), ("1h 30m", 5_400_000_000_000)])
+    func timesTakeNginxSyntax(_ value: String, _ nanoseconds: Int) throws {
+        let summary = try json(["-r", Locations.capture("lo-refused.pcap"), "--read-timeout", value, "--connect-timeout", value])
+        #expect(thresholds(summary)["read_timeout_ns"] as? Int == nanoseconds)
+        #expect(thresholds(summary)["connect_timeout_ns"] as? Int == nanoseconds)
+    }
+
+    @Test(arguments: ["5x", "ms", "1e3", "-1s", "0", "nan", "400d"])
+    func badTimesAreUsageErrorsThatShowTheSyntax(_ value: String) throws {
+        let run = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap"), "--read-timeout", value])
+        #expect(run.status == 64 && run.stderr.contains("--read-timeout") && run.stderr.contains("500ms"), "\(run.stderr)")
+    }
+
+    /// `capdiag -r ring.pcap*`: the shell hands over every file after the first -r.
+    @Test func filesAfterTheFirstDashRAreInputsAndTheFilterFollowsThem() throws {
+        let summary = try json([
+            "-r", Locations.capture("lab/refused.any.pcap"), Locations.capture("lab/keepalive-race.any.pcap"), "tcp", "port", "9012",
+        ])
+        let capture = try #require(summary["capture"] as? [String: Any])
+        let inputs = try #require(capture["inputs"] as? [[String: Any]])
+        #expect(inputs.count == 2)
+        #expect(capture["filter"] as? String == "tcp port 9012")
+        // A file after filter words is a mistake with a hint, not a filter syntax error.
+        let stray = try Locations.run(
+            capdiag, ["-q", "-r", Locations.capture("lab/refused.any.pcap"), "tcp", Locations.capture("lab/keepalive-race.any.pcap")])
+        #expect(stray.status == 64 && stray.stderr.contains("names a file"), "\(stray.stderr)")
+    }
+
+    @Test func reportDashIsMarkdownOnStdoutAndExtensionsIgnoreCase() throws {
+        let run = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lab/refused.any.pcap"), "--report", "-"])
+        #expect(run.status == 0 && run.stdout.hasPrefix("# capdiag report"), "\(run.stdout.prefix(200))")
+        #expect(!run.stdout.contains("\nDiagnosis\n"), "the Markdown report replaces the text report")
+        let clash = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lab/refused.any.pcap"), "--report", "-", "-T", "json"])
+        #expect(clash.status == 64)
+        let path = FileManager.default.temporaryDirectory.appending(path: "capdiag-\(UUID().uuidString).HTML").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let upper = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lab/refused.any.pcap"), "--report", path])
+        #expect(upper.status == 0)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).hasPrefix("<!DOCTYPE html>"))
+    }
+
+    /// `--upstream` takes ranges and names; one that matches nothing says so.
+    @Test func upstreamRangesNamesAndMisses() throws {
+        func upstreams(_ pattern: String) throws -> (names: [String], caveats: [String]) {
+            let summary = try json(["-r", Locations.capture("lab/keepalive-race.any.pcap"), "--upstream", pattern])
+            let diagnosis = summary["diagnosis"] as? [String: Any]
+            let names = (diagnosis?["upstreams"] as? [[String: Any]])?.compactMap { $0["upstream"] as? String } ?? []
+            let caveats = ((summary["capture"] as? [String: Any])?["caveats"] as? [String]) ?? []
+            return (names, caveats)
+        }
+        #expect(try upstreams("10.77.2.0/24").names == ["10.77.2.2:9012"])
+        #expect(try upstreams("10.77.2.0/24:9012").names == ["10.77.2.2:9012"])
+        let miss = try upstreams("10.99.0.0/16")
+        #expect(miss.names.isEmpty && miss.caveats.contains { $0.contains("--upstream 10.99.0.0/16 matches no server") }, "\(miss)")
+        // A name resolves once (localhost from /etc/hosts: no network needed).
+        let local = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap"), "--upstream", "localhost"])
+        #expect(local.status == 0, "\(local.stderr)")
+        let unknown = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap"), "--upstream", "no such host"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("CIDR"))
+    }
+}
