@@ -14,6 +14,11 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Prometheus' own checker (promtool) validates the metrics exposition; curl scrapes it live.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Compressed captures (.pcap.gz, .zst, .xz, .bz2) stream through their decompressor.
+command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+command -v bzip2 >/dev/null 2>&1 || missing+=(bzip2)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     # Packages with services (prometheus) must not start them: only promtool is wanted.

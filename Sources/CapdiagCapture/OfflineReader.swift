@@ -54,7 +54,7 @@ public final class OfflineReader {
         var handles: [PcapHandle] = []
         var inputs: [InputSummary] = []
         for path in paths {
-            let handle = try PcapHandle.openOffline(path: path)
+            let handle = try PcapHandle.openFile(path: path)
             if let filter, !filter.isEmpty { try handle.setFilter(filter) }
             handles.append(handle)
             inputs.append(
@@ -116,9 +116,10 @@ public final class OfflineReader {
             inputs[index].packetsRead += 1
             return (header, data)
         case .endOfFile, .timeout:
-            inputs[index].stop = .endOfFile
+            // A compressed input ends early, not cleanly, when its decompressor failed.
+            inputs[index].stop = handles[index].decompressorFailure().map { .readError($0) } ?? .endOfFile
         case .error(let message):
-            inputs[index].stop = .readError(message)
+            inputs[index].stop = .readError(handles[index].decompressorFailure().map { "\(message) (\($0))" } ?? message)
         }
         return nil
     }

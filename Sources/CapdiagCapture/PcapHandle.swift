@@ -23,12 +23,19 @@ public final class PcapHandle {
     /// The path or device it was opened on, for messages.
     public let name: String
 
+    /// The decompressor feeding a compressed file, until it is reaped.
+    var decompressor: (program: String, pid: pid_t)?
+
     init(raw: OpaquePointer, name: String) {
         self.raw = raw
         self.name = name
     }
 
-    deinit { pcap_close(raw) }
+    deinit {
+        // Closing the pipe ends a decompressor still writing (SIGPIPE); then it is reaped.
+        pcap_close(raw)
+        if let decompressor { _ = Self.reap(decompressor.pid) }
+    }
 
     /// Opens a pcap or pcapng file with nanosecond timestamps.
     /// The corresponding C function is `pcap_open_offline_with_tstamp_precision`.

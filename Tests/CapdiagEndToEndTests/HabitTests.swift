@@ -78,4 +78,37 @@ import Testing
         let unknown = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap"), "--upstream", "no such host"])
         #expect(unknown.status == 64 && unknown.stderr.contains("CIDR"))
     }
+
+    /// Compressed captures, as people send them around: the same analysis as the plain file;
+    /// a truncated one is analysed up to the damage and says so.
+    @Test func compressedCapturesReadAsThePlainFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "capdiag-compressed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A name without .gz: the format is found from the content.
+        let plain = directory.appending(path: "capture.pcap").path
+        try FileManager.default.copyItem(atPath: Locations.capture("lab/keepalive-race.any.pcap"), toPath: plain)
+        let expected = try Locations.run(capdiag, ["-q", "-T", "jsonl", "-r", plain]).stdout
+        var tried = 0
+        for (tool, suffix) in [("gzip", "gz"), ("zstd", "zst"), ("xz", "xz"), ("bzip2", "bz2")] {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/\(tool)") else { continue }
+            let packed = directory.appending(path: "capture.pcap.\(suffix)").path
+            let made = try Locations.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "\(tool) -c < '\(plain)' > '\(packed)'"])
+            #expect(made.status == 0)
+            let run = try Locations.run(capdiag, ["-q", "-T", "jsonl", "-r", packed])
+            #expect(run.status == 0, "\(tool): \(run.stderr)")
+            // Identical but for the input's path in the summary.
+            #expect(run.stdout.replacingOccurrences(of: packed, with: plain) == expected, "\(tool)")
+            tried += 1
+        }
+        #expect(tried >= 1, "gzip is part of every Debian system")
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory.appending(path: "capture.pcap.gz").path))
+        let truncated = directory.appending(path: "truncated.gz").path
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: truncated))
+        let cut = try json(["-r", truncated])
+        let input = try #require(((cut["capture"] as? [String: Any])?["inputs"] as? [[String: Any]])?.first)
+        #expect(input["stop"] as? String == "read_error")
+        #expect((input["error"] as? String)?.contains("gzip failed") == true, "\(input)")
+        #expect((input["packets_read"] as? Int ?? 0) > 0)
+    }
 }
