@@ -16,7 +16,9 @@ let package = Package(
         // Link, network and transport headers decoded from borrowed bytes. No dependencies.
         .target(name: "CapdiagWire"),
         // libpcap wrapper: offline files, BPF filters, merged reading of several files.
-        .target(name: "CapdiagCapture", dependencies: ["CPcap", "CapdiagWire"]),
+        .target(
+            name: "CapdiagCapture",
+            dependencies: ["CPcap", "CapdiagWire", .product(name: "Logging", package: "swift-log")]),
         // TCP connection tracking (Zeek endpoint states, conn_state, history) and the flow table.
         .target(name: "CapdiagFlow", dependencies: ["CapdiagWire"]),
         // Stream parsers for HTTP/1.x and TLS: push bytes, get events. Only Wire (for small types).
@@ -34,7 +36,7 @@ let package = Package(
             name: "CapdiagSession",
             dependencies: [
                 "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
-                "CapdiagWire",
+                "CapdiagWire", .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "capdiag",

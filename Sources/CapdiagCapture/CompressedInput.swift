@@ -1,5 +1,6 @@
 import CPcap
 import Glibc
+import Logging
 
 /// A compressed capture (`.pcap.gz`, `.pcap.zst`, `.pcap.xz`, `.pcap.bz2`), recognised by its
 /// first bytes whatever its name, and read through the decompressor's standard output: the
@@ -75,6 +76,7 @@ struct Decompressor {
             waitpid(pid, nil, 0)
             throw CaptureError(function: "fdopen", subject: path, message: String(cString: strerror(errno)))
         }
+        captureLog.debug("\(path): \(program)-compressed; reading it through \(executable) (pid \(pid))")
         return (stream, pid)
     }
 }

@@ -1,5 +1,6 @@
 import CPcap
 import CapdiagWire
+import Logging
 
 /// Settings of a live capture (tcpdump's flags).
 public struct LiveOptions: Sendable {
@@ -72,6 +73,8 @@ extension PcapHandle {
             }
             throw CaptureError(function: "pcap_activate", subject: device, message: message)
         }
+        captureLog.debug(
+            "activated \(device) (\(String(cString: pcap_lib_version()))): snaplen \(pcap_snapshot(raw)), buffer \(options.bufferSize.map { "\($0 / 1024) KiB" } ?? "default"), immediate \(options.immediate), read timeout \(options.timeoutMilliseconds) ms, timestamps in \(pcap_get_tstamp_precision(raw) == Int32(PCAP_TSTAMP_PRECISION_NANO) ? "nanoseconds" : "microseconds")\(status > 0 ? ", warning: \(String(cString: pcap_statustostr(status)))" : "")")
         return PcapHandle(raw: raw, name: device)
     }
 

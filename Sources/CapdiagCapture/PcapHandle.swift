@@ -1,5 +1,9 @@
 import CPcap
 import CapdiagWire
+import Logging
+
+/// Debug messages of the capture layer (`-vv`): what libpcap was asked and what it gave.
+let captureLog = Logger(label: "capdiag.capture")
 
 /// Facts about one captured packet. The bytes themselves are lent separately, and only for
 /// the duration of a callback.
@@ -48,6 +52,8 @@ public final class PcapHandle {
                 function: "pcap_open_offline_with_tstamp_precision", subject: path,
                 message: string(fromCBuffer: errorBuffer))
         }
+        captureLog.debug(
+            "opened \(path) with \(String(cString: pcap_lib_version())): link type \(pcap_datalink(handle)), snaplen \(pcap_snapshot(handle)), file version \(pcap_major_version(handle)).\(pcap_minor_version(handle))")
         return PcapHandle(raw: handle, name: path)
     }
 
@@ -77,6 +83,7 @@ public final class PcapHandle {
                 function: "pcap_compile", subject: "filter '\(expression)'", message: lastError)
         }
         defer { pcap_freecode(&program) }
+        captureLog.debug("filter '\(expression)' compiled to \(program.bf_len) BPF instructions for \(name)")
         guard pcap_setfilter(raw, &program) == 0 else {
             throw CaptureError(function: "pcap_setfilter", subject: name, message: lastError)
         }

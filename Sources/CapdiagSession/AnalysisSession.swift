@@ -5,6 +5,10 @@ import CapdiagFlow
 import CapdiagProtocols
 import CapdiagReport
 import CapdiagWire
+import Logging
+
+/// Debug messages of the session (`-vv`): windows, interim reports, sinks.
+let sessionLog = Logger(label: "capdiag.session")
 
 /// Everything one analysis is configured with, as one value: passed in, never global.
 public struct SessionOptions: Sendable {
@@ -252,6 +256,7 @@ public final class AnalysisSession {
         var failures: [any Error] = []
         for sink in sinks {
             do { try sink.concluded(conclusion) } catch { failures.append(error) }
+            sessionLog.debug("output \(type(of: sink)) written\(failures.isEmpty ? "" : " (failures so far: \(failures.count))")")
         }
         return (conclusion, failures)
     }
@@ -271,6 +276,7 @@ public final class AnalysisSession {
             builder.add(flow, session: session, diagnosis: diagnosis)
             lingering += 1
         }
+        sessionLog.debug("interim conclusions: \(lingering) terminated flow(s) still in the table included, \(analyzer.flows.activeFlows - lingering) open left out")
         return summarize(stopped, collector: collector, builder: builder, interim: analyzer.flows.activeFlows - lingering)
     }
 
@@ -284,6 +290,9 @@ public final class AnalysisSession {
     ) -> SessionConclusion {
         var collector = collector
         if let now = analyzer.stats.lastTime { collector.expire(now: now) }
+        if let window = options.window {
+            sessionLog.debug("window \(windowPhrase(window)): conclusions from \(collector.coveredFrom?.iso8601 ?? "the start"), \(collector.expiredFlows) flow(s) aged out")
+        }
         var summary = builder.summary(
             inputs: stopped.inputs, filter: options.filter, stats: analyzer.stats, table: analyzer.flows, dns: analyzer.dns)
         summary.capture.kernel = stopped.kernel

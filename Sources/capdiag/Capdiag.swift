@@ -250,6 +250,32 @@ struct Capdiag: ParsableCommand {
         return words.isEmpty ? nil : words.joined(separator: " ")
     }
 
+    /// Parses, runs, and reports every error in one style, `capdiag: error: …` on stderr
+    /// (usage errors followed by a pointer to --help), as runtime errors already are.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let text = fullMessage(for: error)
+            if code == .success {
+                // --help, --version: what was asked for, on stdout.
+                if !text.isEmpty { print(text) }
+            } else if error is ExitCode {
+                // Thrown after its message was written.
+            } else {
+                var message = self.message(for: error)
+                if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+                FileHandle.standardError.write(Data("capdiag: error: \(message)\n".utf8))
+                if code == .validationFailure {
+                    FileHandle.standardError.write(Data("Usage: \(usageString())\n  See 'capdiag --help' for more information.\n".utf8))
+                }
+            }
+            Glibc.exit(code.rawValue)
+        }
+    }
+
     func validate() throws {
         if listInterfaces { return }
         // A file name among the filter words: files go right after -r, the filter after them.

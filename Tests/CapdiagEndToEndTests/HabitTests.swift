@@ -25,7 +25,7 @@ import Testing
         #expect(thresholds(summary)["connect_timeout_ns"] as? Int == nanoseconds)
     }
 
-    @Test(arguments: ["5x", "ms", "1e3", "-1s", "0", "nan", "400d"])
+    @Test(arguments: ["5x", "ms", "1e3", "1s2", "0", "nan", "400d"])
     func badTimesAreUsageErrorsThatShowTheSyntax(_ value: String) throws {
         let run = try Locations.run(capdiag, ["-q", "-r", Locations.capture("lo-refused.pcap"), "--read-timeout", value])
         #expect(run.status == 64 && run.stderr.contains("--read-timeout") && run.stderr.contains("500ms"), "\(run.stderr)")
@@ -110,5 +110,21 @@ import Testing
         #expect(input["stop"] as? String == "read_error")
         #expect((input["error"] as? String)?.contains("gzip failed") == true, "\(input)")
         #expect((input["packets_read"] as? Int ?? 0) > 0)
+    }
+
+    /// `-vv` shows what the library layers did (libpcap, the filter, the window); `-v` does not;
+    /// usage and runtime errors share one style.
+    @Test func doubleVerboseShowsTheLibrariesAndErrorsShareOneStyle() throws {
+        let arguments = ["-r", Locations.capture("lab/keepalive-race.any.pcap"), "--window", "10s", "tcp", "port", "9012"]
+        let debug = try Locations.run(capdiag, ["-vv"] + arguments)
+        #expect(debug.stderr.contains("capdiag: debug: filter 'tcp port 9012' compiled to"), "\(debug.stderr)")
+        #expect(debug.stderr.contains("capdiag: debug: opened") && debug.stderr.contains("libpcap version"))
+        #expect(debug.stderr.contains("capdiag: debug: window 10s"))
+        let info = try Locations.run(capdiag, ["-v"] + arguments)
+        #expect(!info.stderr.contains("debug:") && info.status == 0)
+        let usage = try Locations.run(capdiag, ["-r", Locations.capture("lo-refused.pcap"), "--bogus"])
+        let runtime = try Locations.run(capdiag, ["-r", "/nonexistent.pcap"])
+        #expect(usage.status == 64 && usage.stderr.hasPrefix("capdiag: error: Unknown option '--bogus'"), "\(usage.stderr)")
+        #expect(runtime.status == 2 && runtime.stderr.hasPrefix("capdiag: error: /nonexistent.pcap"), "\(runtime.stderr)")
     }
 }
