@@ -191,7 +191,7 @@ for r in sorted(requests.values(), key=lambda r: r["_time"]):
     else:
         source = "none: no packet to an upstream for this request"
     failures.append({"target": r["target"], "logged_in": logs, "gateway_words": words,
-                     "status": (a or h or {}).get("status"), "upstream_4tuples": tuples, "tuple_source": source})
+                     "status": (a or h or {}).get("status"), "upstream_tuples": tuples, "tuple_source": source})
 
 for r in requests.values():
     del r["_time"]
