@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what capdiag needs on Debian (libpcap-dev and zlib1g-dev to build; tcpdump and tshark for the
-# tests and the lab; chromium for the HTML report check; jq, curl and promtool for the live
-# stream and metrics checks), only when missing.
+# Installs what capdiag needs on Debian (libpcap-dev and zlib1g-dev to build; tcpdump and tshark
+# for the tests and the lab; chromium for the HTML report check; jq, curl and promtool for the
+# live stream and metrics checks), only when missing.
 set -euo pipefail
 missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
