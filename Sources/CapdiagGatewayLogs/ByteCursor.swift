@@ -159,7 +159,15 @@ enum LineText {
         guard wholeDigits > 0 || fractionDigits > 0 else { return nil }
         var scale: Int64 = 1
         for _ in fractionDigits..<9 { scale *= 10 }
-        return whole * 1_000_000_000 + fraction * scale
+        let (wholeNanoseconds, overflow) = whole.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        return wholeNanoseconds + fraction * scale  // fraction * scale < 1e9: cannot overflow past the check
+    }
+
+    /// A logged count of milliseconds in nanoseconds; nil when negative or too large to hold.
+    static func milliseconds(_ value: Int64) -> Int64? {
+        guard value >= 0, value <= Int64.max / 1_000_000 else { return nil }
+        return value * 1_000_000
     }
 
     static func seconds(_ text: Substring) -> Int64? { seconds(Array(text.utf8), 0..<text.utf8.count) }

@@ -81,9 +81,9 @@ enum EnvoyLog {
         entry.bytesSent = sent
         cursor.skipSpaces()
         let duration = cursor.token()
-        entry.requestDuration = LineText.integer(bytes, duration).map { $0 * 1_000_000 }
+        entry.requestDuration = LineText.integer(bytes, duration).flatMap(LineText.milliseconds)
         cursor.skipSpaces()
-        details.upstreamServiceTime = LineText.integer(bytes, cursor.token()).map { $0 * 1_000_000 }
+        details.upstreamServiceTime = LineText.integer(bytes, cursor.token()).flatMap(LineText.milliseconds)
         var quoted: [String?] = []
         for _ in 0..<5 {
             cursor.skipSpaces()
@@ -142,7 +142,7 @@ enum EnvoyLog {
         details.upstreamTransportFailureReason = text("upstream_transport_failure_reason")
         details.upstreamCluster = text("upstream_cluster")
         details.upstreamServiceTime = text("upstream_service_time", "x_envoy_upstream_service_time")
-            .flatMap { LineText.integer(Substring($0)) }.map { $0 * 1_000_000 }
+            .flatMap { LineText.integer(Substring($0)) }.flatMap(LineText.milliseconds)
         details.bytesReceived = text("bytes_received").flatMap { LineText.integer(Substring($0)) }
         details.authority = text("authority")
         details.forwardedFor = text("x_forwarded_for")
@@ -154,7 +154,7 @@ enum EnvoyLog {
             entry.request = GatewayRequestLine(method: method, target: path, version: text("protocol"))
         }
         entry.bytesSent = text("bytes_sent").flatMap { LineText.integer(Substring($0)) }
-        entry.requestDuration = text("duration").flatMap { LineText.integer(Substring($0)) }.map { $0 * 1_000_000 }
+        entry.requestDuration = text("duration").flatMap { LineText.integer(Substring($0)) }.flatMap(LineText.milliseconds)
         entry.requestID = text("x_request_id", "request_id")
         entry.host = details.authority
         if let host = text("upstream_host") { entry.upstreamAttempts = [upstreamAttempt(host)] }

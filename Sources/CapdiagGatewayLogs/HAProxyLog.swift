@@ -156,7 +156,7 @@ enum HAProxyLog {
             entry.request = GatewayRequestLine(parsing: LineText.string(bytes, request))
         }
         entry.gatewayWords = details.terminationState
-        entry.requestDuration = details.totalTime.map { $0 * 1_000_000 }
+        entry.requestDuration = details.totalTime.flatMap(LineText.milliseconds)
         entry.haproxy = details
         return true
     }

@@ -228,6 +228,46 @@ import Testing
         #expect(stats.entries == 2)
     }
 
+    /// Numbers past Int64 once scaled to nanoseconds are dropped, not trapped on.
+    @Test func hugeNumbersDoNotOverflow() throws {
+        let envoy = GatewayLogParser.parse(line: """
+            [2016-04-15T20:17:00.310Z] "GET / HTTP/1.1" 503 UF 0 0 999999999999999999 999999999999999999 "-" "-" "-" "-" "-"
+            """)
+        guard case .entry(let envoyEntry) = envoy else { Issue.record("not read"); return }
+        #expect(envoyEntry.requestDuration == nil && envoyEntry.envoy?.upstreamServiceTime == nil)
+        let haproxy = GatewayLogParser.parse(
+            line: "10.0.0.1:1 [25/Nov/2026:14:24:05.123] fe b/s 0/0/0/0/999999999999999999 200 1 ---- 1/1/1/1/0 \"GET / HTTP/1.1\"")
+        guard case .entry(let haproxyEntry) = haproxy else { Issue.record("not read"); return }
+        #expect(haproxyEntry.haproxy?.totalTime == 999_999_999_999_999_999 && haproxyEntry.requestDuration == nil)
+        let nginx = GatewayLogParser.parse(
+            line: "10.0.0.1:1 msec=99999999999.999 \"GET / HTTP/1.1\" 200 upstream_addr=\"-\" request_time=99999999999.999")
+        guard case .entry(let nginxEntry) = nginx else { Issue.record("not read"); return }
+        #expect(nginxEntry.time == nil && nginxEntry.requestDuration == nil && nginxEntry.upstreamAttempts.isEmpty)
+    }
+
+    /// Every prefix of real lines (the first of each recorded log): no trap, and only the whole
+    /// line gives the whole entry.
+    @Test func everyPrefixOfRealLines() throws {
+        var lines: [String] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: GatewayLogsLabel.folder.path) where file.hasSuffix(".log") {
+            let text = try String(contentsOfFile: GatewayLogsLabel.path(file), encoding: .utf8)
+            lines += text.split(separator: "\n").prefix(2).map(String.init)
+        }
+        #expect(lines.count >= 40)
+        for line in lines {
+            let bytes = Array(line.utf8)
+            guard case .entry(let whole) = GatewayLogParser.parse(line: bytes) else {
+                Issue.record("not read: \(line)")
+                continue
+            }
+            for length in 0..<bytes.count {
+                if case .entry(let partial) = GatewayLogParser.parse(line: bytes.prefix(length)) {
+                    #expect(partial != whole)
+                }
+            }
+        }
+    }
+
     @Test func rawLinesAreBounded() throws {
         let long = Self.nginxError.replacingOccurrences(
             of: "POST /x", with: "POST /" + String(repeating: "x", count: 5000))
