@@ -25,6 +25,10 @@ let package = Package(
         .target(name: "CapdiagProtocols", dependencies: ["CapdiagWire"]),
         // Verdicts: rules over one flow's facts, scores, and the inference across flows.
         .target(name: "CapdiagDiagnosis", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols"]),
+        // zlib, Debian package zlib1g-dev. Only CapdiagGatewayLogs imports it (gzip-compressed logs).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Gateway logs (nginx, HAProxy, Envoy) read into plain entries; what each gateway logs per verdict.
+        .target(name: "CapdiagGatewayLogs", dependencies: ["CZlib", "CapdiagWire"]),
         // Wires decoded packets into flows and counts what could not be decoded.
         .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols", "CapdiagDiagnosis"]),
         // Report model and its text / JSON renderings.
@@ -54,6 +58,7 @@ let package = Package(
         .testTarget(name: "CapdiagWireTests", dependencies: ["CapdiagWire", "CapdiagTestSupport"]),
         .testTarget(name: "CapdiagFlowTests", dependencies: ["CapdiagFlow", "CapdiagWire", "CapdiagTestSupport"]),
         .testTarget(name: "CapdiagProtocolsTests", dependencies: ["CapdiagProtocols", "CapdiagTestSupport"]),
+        .testTarget(name: "CapdiagGatewayLogsTests", dependencies: ["CapdiagGatewayLogs", "CapdiagTestSupport"]),
         .testTarget(
             name: "CapdiagDiagnosisTests",
             dependencies: ["CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols", "CapdiagWire", "CapdiagTestSupport"]),

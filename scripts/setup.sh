@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what capdiag needs on Debian (libpcap-dev to build; tcpdump and tshark for the
-# tests and the lab; chromium for the HTML report check; jq, curl and promtool for the live
-# stream and metrics checks), only when missing.
+# Installs what capdiag needs on Debian (libpcap-dev and zlib1g-dev to build; tcpdump and tshark
+# for the tests and the lab; chromium for the HTML report check; jq, curl and promtool for the
+# live stream and metrics checks), only when missing.
 set -euo pipefail
 missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
+# zlib reads gzip-compressed gateway logs (CapdiagGatewayLogs).
+dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 # jq reads the live JSON Lines stream in a test, as a log pipeline would.

@@ -8,6 +8,11 @@
 #
 #   sudo bash Captures/lab/lab.sh [SCENARIO ...]     (all scenarios when none is named)
 #
+# CAPDIAG_LAB_RAW_LOGS=DIR (opt-in, used by gateway-logs/record.sh) also keeps each scenario's raw
+# gateway logs, timestamps and all, in DIR: NAME.nginx-error.log, NAME.nginx-access.log (in the
+# key=value format below, `capdiag`) and NAME.haproxy.log, and adds the scenarios that only the
+# log reader needs (no-live-upstreams, haproxy-httplog). Without it nothing changes.
+#
 # Network rule: only the lab's own namespaces (10.77.0.0/16 inside them) are addressed.
 # Every client loop is bounded in count and time; the upstream exits by itself; everything
 # started here is stopped by PID, and the namespaces (with their veths and nft tables) are
@@ -15,6 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${CAPDIAG_LAB_OUT:-$here}
+raw=${CAPDIAG_LAB_RAW_LOGS:-}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v haproxy >/dev/null || need+=(haproxy)
@@ -123,6 +129,19 @@ http {
     log_format lab '\$status upstream_addr="\$upstream_addr" upstream_status="\$upstream_status" '
                    'upstream_connect_time="\$upstream_connect_time" upstream_header_time="\$upstream_header_time" '
                    'request_time=\$request_time request="\$request"';
+NGINX
+if [ -n "$raw" ]; then
+    # The access log format capdiag recommends (Captures/lab/gateway-logs/README.md).
+    cat >> "$work/nginx.conf" <<'NGINX'
+    log_format capdiag '$remote_addr:$remote_port [$time_iso8601] msec=$msec "$request" $status '
+                       'upstream_addr="$upstream_addr" upstream_status="$upstream_status" '
+                       'upstream_connect_time="$upstream_connect_time" upstream_header_time="$upstream_header_time" '
+                       'upstream_response_time="$upstream_response_time" request_time=$request_time '
+                       'request_id=$request_id';
+    upstream all_refused { server 10.77.2.2:9001; server 10.77.2.2:9003; }
+NGINX
+fi
+cat >> "$work/nginx.conf" <<NGINX
     proxy_connect_timeout 2s;
     proxy_read_timeout 5s;
     proxy_set_header X-Request-Id \$request_id;
@@ -136,7 +155,8 @@ server_block() {  # server_block NAME PORT PROXY_PASS [EXTRA] [LISTEN_OPTIONS] [
         listen 10.77.1.1:$2${5:+ $5};${6:+
         $6}
         error_log $work/logs/$1.error.log info;
-        access_log $work/logs/$1.access.log lab;
+        access_log $work/logs/$1.access.log lab;${raw:+
+        access_log $work/logs/$1.capdiag-access.log capdiag;}
         location / { proxy_pass $3; ${4:-} }
     }
 NGINX
@@ -173,6 +193,9 @@ server_block stall-mid-response 8024 http://10.77.2.2:9021 "proxy_read_timeout 1
 # 8025: tinyproxy (connect-tunnel). Failing scenarios again, recorded with tcpdump -s 96:
 server_block snaplen96-reset 8026 http://10.77.2.2:9004
 server_block snaplen96-cut-fin 8027 http://10.77.2.2:9009
+# Only with CAPDIAG_LAB_RAW_LOGS: two refusing servers, so the second request finds both marked
+# down ("no live upstreams", $upstream_addr is then the group's name).
+[ -z "$raw" ] || server_block no-live-upstreams 8028 http://all_refused
 echo "}" >> "$work/nginx.conf"
 
 # HAProxy beside nginx, for the scenarios where it behaves differently (it answers a refused
@@ -203,6 +226,20 @@ haproxy_pair haproxy-reset-after-request 8504 9004
 haproxy_pair haproxy-fin-without-answer 8505 9005
 haproxy_pair haproxy-slow-upstream 8511 9011 "timeout server 1s"
 haproxy_pair haproxy-keepalive-race 8512 9012 "http-reuse always"
+if [ -n "$raw" ]; then
+    # HAProxy's default `option httplog` line, with an RFC 3164 syslog header, beside the lab's
+    # own log-format (the upstream resets after the request, as haproxy-reset-after-request).
+    cat >> "$work/haproxy.cfg" <<HAPROXY
+frontend fe-haproxy-httplog
+    bind 10.77.1.1:8520
+    no log
+    log stdout format rfc3164 local0
+    option httplog
+    default_backend be-haproxy-httplog
+backend be-haproxy-httplog
+    server s1 10.77.2.2:9004
+HAPROXY
+fi
 
 # tinyproxy as a forward proxy (CONNECT tunnels to the upstream's TLS and plain ports). It runs
 # as nobody in the foreground and, without a LogFile, logs to its standard output.
@@ -308,6 +345,12 @@ scenario() {
     [ -f "$work/extra.json" ] && extras="$work/extra.json"
     if [ -n "${SNAPLEN:-}" ]; then echo "{\"snap_length\": $snap}" > "$work/snap.json"; extras="$extras:$work/snap.json"; fi
     CAPDIAG_LAB_EXTRA="$extras" python3 "$here/label.py" "$name" "$port" "$cause" "$work/logs" "$out" "${statuses[@]}"
+    if [ -n "$raw" ]; then
+        mkdir -p "$raw"
+        [ ! -s "$work/logs/$name.error.log" ] || cp "$work/logs/$name.error.log" "$raw/$name.nginx-error.log"
+        [ ! -s "$work/logs/$name.capdiag-access.log" ] || cp "$work/logs/$name.capdiag-access.log" "$raw/$name.nginx-access.log"
+        grep -a " fe-$name " "$work/logs/haproxy.log" > "$raw/$name.haproxy.log" || rm -f "$raw/$name.haproxy.log"
+    fi
 }
 
 selected=("$@")
@@ -345,6 +388,10 @@ run stall-mid-response && scenario stall-mid-response 8024 response_stalled 2 0 
 run connect-tunnel && CAPDIAG_LAB_GATEWAY=tinyproxy scenario connect-tunnel 8025 healthy 2 0 tunnel
 run snaplen96-reset && SNAPLEN=96 scenario snaplen96-reset 8026 upstream_reset_after_request 3 0.2 GET
 run snaplen96-cut-fin && SNAPLEN=96 scenario snaplen96-cut-fin 8027 response_cut_short_fin 2 0.2 GET
+if [ -n "$raw" ]; then
+    run no-live-upstreams && scenario no-live-upstreams 8028 connection_refused 3 0.2 GET
+    run haproxy-httplog && scenario haproxy-httplog 8520 upstream_reset_after_request 2 0.2 GET
+fi
 # One capture as pcapng too.
 if [ -f "$out/healthy.any.pcap" ]; then editcap -F pcapng "$out/healthy.any.pcap" "$out/healthy.any.pcapng"; fi
 echo "lab: done, captures and labels in $out"
