@@ -31,8 +31,15 @@ let package = Package(
         .target(name: "CapdiagGatewayLogs", dependencies: ["CZlib", "CapdiagWire"]),
         // Wires decoded packets into flows and counts what could not be decoded.
         .target(name: "CapdiagEngine", dependencies: ["CapdiagWire", "CapdiagFlow", "CapdiagProtocols", "CapdiagDiagnosis"]),
+        // Gateway log lines joined to the flows they describe: clock placement, matches,
+        // agreement between the log's words and the wire's verdict.
+        .target(name: "CapdiagLogJoin", dependencies: ["CapdiagDiagnosis", "CapdiagFlow", "CapdiagGatewayLogs", "CapdiagWire"]),
         // Report model and its text / JSON renderings.
-        .target(name: "CapdiagReport", dependencies: ["CapdiagEngine", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols"]),
+        .target(
+            name: "CapdiagReport",
+            dependencies: [
+                "CapdiagEngine", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagWire", "CapdiagProtocols", "CapdiagLogJoin", "CapdiagGatewayLogs",
+            ]),
         // One analysis: inputs, options, the analyzer, diagnosis and conclusions, and the
         // outputs as sinks (text, JSON, JSON Lines, reports, flow exports). Above Capture and
         // Engine, so the command line and tests drive the same pipeline.
@@ -40,7 +47,7 @@ let package = Package(
             name: "CapdiagSession",
             dependencies: [
                 "CapdiagCapture", "CapdiagEngine", "CapdiagReport", "CapdiagDiagnosis", "CapdiagFlow", "CapdiagProtocols",
-                "CapdiagWire", .product(name: "Logging", package: "swift-log"),
+                "CapdiagWire", "CapdiagLogJoin", "CapdiagGatewayLogs", .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "capdiag",

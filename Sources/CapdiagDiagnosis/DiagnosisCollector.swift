@@ -85,6 +85,9 @@ public struct DiagnosisCollector: Sendable {
         gatewayOverrides = gateways
     }
 
+    /// The attempts kept, by start time (for joining gateway logs).
+    public var attempts: [Attempt] { (notableAttempts + recentAttempts).sorted { $0.start.time < $1.start.time } }
+
     /// Counts of findings at or above `low` per code, for the live status line.
     public var flaggedByCode: [String: Int] {
         var counts: [String: Int] = [:]

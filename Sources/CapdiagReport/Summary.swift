@@ -1,4 +1,5 @@
 import CapdiagDiagnosis
+import CapdiagLogJoin
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagProtocols
@@ -151,6 +152,8 @@ public struct SummaryRecord: Codable, Sendable, Equatable {
     public var dns: DNSRecord?
     /// The capture-wide diagnosis: per upstream causes, inferences, client-side failures.
     public var diagnosis: Conclusions?
+    /// The gateway's log lines joined to the flows (`--gateway-log`); absent without logs.
+    public var gatewayLogs: GatewayLogConclusions?
 }
 
 /// Collects flow records as they finish, keeping counts for all and the records of at most

@@ -2,6 +2,7 @@ import CapdiagCapture
 import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
+import CapdiagLogJoin
 import CapdiagProtocols
 import CapdiagReport
 import CapdiagWire
@@ -31,6 +32,8 @@ public struct SessionOptions: Sendable {
     /// Nanoseconds of capture time the cross-flow conclusions cover (`--window`); nil for the
     /// whole capture. Counters (metrics, totals) always cover the whole run.
     public var window: Int64?
+    /// Gateway logs to join to the flows (`--gateway-log`).
+    public var gatewayLogs: [String] = []
 
     public init() {}
 }
@@ -311,6 +314,15 @@ public final class AnalysisSession {
         summary.capture.caveats += unmatchedPatternCaveats()
         summary.diagnosis = collector.conclude(dns: analyzer.dns)
         knownListeners.formUnion(summary.diagnosis?.gateways.map(\.listener) ?? [])
+        if !options.gatewayLogs.isEmpty {
+            // Read at each conclusion: a live capture's logs grow while it runs.
+            let (logs, errors) = LogJoin.read(paths: options.gatewayLogs)
+            for error in errors { summary.capture.caveats.append("--gateway-log: \(error)") }
+            let span = analyzer.stats.firstTime.flatMap { first in analyzer.stats.lastTime.map { (first: first, last: $0) } }
+            let lossy = (stopped.kernel.map { $0.dropped + $0.interfaceDropped } ?? 0) > 0
+            summary.gatewayLogs = LogJoin.join(logs, attempts: collector.merged.attempts, capture: span, lossy: lossy)
+            sessionLog.debug("gateway logs: \(logs.failures.count) failure line(s), \(logs.healthyLines) other line(s) read")
+        }
         // Packets the kernel dropped may be the very ones a conclusion rests on: none of them
         // is held with high confidence then (the caveat says why).
         if let kernel = stopped.kernel, kernel.dropped + kernel.interfaceDropped > 0, var diagnosis = summary.diagnosis {

@@ -182,6 +182,13 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("jsonl-file-count"), help: ArgumentHelp("With --jsonl-file: rotated files kept besides the current one.", valueName: "n"))
     var jsonlFileCount: Int = 10
 
+    @Option(
+        name: .customLong("gateway-log"),
+        help: ArgumentHelp(
+            "A gateway log to join to the flows (repeatable; plain or gzip): nginx's error log and access log, HAProxy's HTTP log, Envoy's access log (text or JSON), detected from the content. Each logged failure gets the flow it describes, that flow's verdict, and whether they agree.",
+            valueName: "file"))
+    var gatewayLogs: [String] = []
+
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
     var listLimit: Int = 50
 
@@ -351,6 +358,9 @@ struct Capdiag: ParsableCommand {
             }
         }
         if maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
+        for path in gatewayLogs where access(path, R_OK) != 0 {
+            throw ValidationError("--gateway-log \(path): \(String(cString: strerror(errno)))")
+        }
         if reassemblyMemcap <= 0 || reassemblyMemcap > 1_048_576 {
             throw ValidationError("--reassembly-memcap needs a size in MiB from 1 to 1048576")
         }
@@ -445,6 +455,7 @@ struct Capdiag: ParsableCommand {
         options.packetLimit = count
         options.redact = !noRedact
         options.liveVerdicts = interface != nil
+        options.gatewayLogs = gatewayLogs
         // Live captures conclude over the last 15 minutes unless told otherwise; files, whole.
         switch window {
         case "all": options.window = nil
