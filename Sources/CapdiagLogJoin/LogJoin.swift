@@ -146,6 +146,7 @@ public enum LogJoin {
                 shared.offset = skew
             }
             shared.method = "same gateway clock as \(source)"
+            shared.matches = strong.matches
             clocks[path] = shared
         }
         for path in logs.files.map(\.path) {
@@ -321,6 +322,8 @@ public enum LogJoin {
                 record.agreement = "no_traffic"
                 if let phrase = phrases.first(where: { $0.verdictCodes.isEmpty }) {
                     record.note = "\(gateway) logged \(said): it sent nothing upstream for this request, so the wire has nothing to show\(phrase.note.map { " (\($0))" } ?? ""); look at the failures before it."
+                } else if item.upstream == nil, let group = entry.upstreamAttempts.first?.address, !group.isEmpty {
+                    record.note = "\(gateway) logged \(said) with the upstream '\(group)', a group's name and no server address: it tried no server for this request (every one was marked down), so the wire has nothing to show; look at the failures before it."
                 } else if let capture, time < capture.first.nanoseconds {
                     record.note = "\(gateway) logged \(said) before the capture started."
                 } else if let capture, time > capture.last.nanoseconds {

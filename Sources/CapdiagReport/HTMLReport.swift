@@ -61,6 +61,7 @@ public enum HTMLReport {
             }
             out += "</table>\n"
         }
+        out += gatewayLogSection(report)
         let top = report.topFlows
         if !top.isEmpty { out += "<h2>Evidence: the top flows</h2>\n<p>Bold rows are packets a verdict cites. Offsets are from the flow's first packet.</p>\n" }
         for flow in top {
@@ -74,6 +75,7 @@ public enum HTMLReport {
                 out += "): \(h(finding.summary))</li>\n"
             }
             if let file = report.exports[flow.id] { out += "<li>Packets: <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n" }
+            out += logLinesOfFlow(report, flow.id)
             out += "<li>tshark: <code>\(h(report.displayFilter(flow)))</code></li>\n</ul>\n"
             out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")
         }

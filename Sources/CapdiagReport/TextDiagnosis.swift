@@ -30,6 +30,7 @@ extension TextReport {
                     out += "        flow #\(example.flow) frames \(example.firstFrame)-\(example.lastFrame): \(safe(example.summary))\n"
                 }
                 out += wrap("fix: " + cause.fix, indent: "        ") + "\n"
+                if let words = gatewayWords(cause.code) { out += wrap("gateways log: " + words, indent: "        ") + "\n" }
             }
         }
         if affected.count > TicketReport.upstreamLimit {

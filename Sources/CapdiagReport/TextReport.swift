@@ -7,6 +7,7 @@ public enum TextReport {
     public static func render(summary: SummaryRecord, builder: ReportBuilder) -> String {
         var out = ""
         if let diagnosis = summary.diagnosis { out += render(diagnosis, caveats: summary.capture.caveats) + "\n" }
+        if let logs = summary.gatewayLogs { out += render(logs) + "\n" }
         let capture = summary.capture
         out += "Capture\n"
         for input in capture.inputs {

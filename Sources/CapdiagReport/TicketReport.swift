@@ -196,6 +196,8 @@ public enum MarkdownReport {
             out += "\n"
         }
 
+        out += gatewayLogSection(report)
+
         let top = report.topFlows
         if !top.isEmpty {
             out += "## Evidence: the top flows\n\n"
@@ -216,6 +218,7 @@ public enum MarkdownReport {
                 out += "invalid response \(scores.invalidResponse), network quality \(scores.networkQuality)\n"
             }
             if let file = report.exports[flow.id] { out += "- Packets: [\(md(file))](\(linkTarget(file)))\n" }
+            out += logLinesOfFlow(report, flow.id)
             out += "- tshark: `\(Markup.codeBlock(report.displayFilter(flow)))`\n\n"
             out += "```text\n"
             out += Ladder.text(
