@@ -54,6 +54,11 @@ struct Capdiag: ParsableCommand {
     @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces live capture can use.")
     var listInterfaces = false
 
+    @Flag(
+        name: .customLong("gateway-words"),
+        help: "Print what nginx, HAProxy and Envoy log for each verdict (a Markdown table; docs/gateway-words.md), to go from a log line to the verdict and back.")
+    var printGatewayWords = false
+
     @Option(
         name: [.customShort("s", allowingJoined: true), .customLong("snapshot-length")],
         help: ArgumentHelp("Live capture: bytes kept per packet.", valueName: "snaplen"))
@@ -284,7 +289,7 @@ struct Capdiag: ParsableCommand {
     }
 
     func validate() throws {
-        if listInterfaces { return }
+        if listInterfaces || printGatewayWords { return }
         // A file name among the filter words: files go right after -r, the filter after them.
         if let stray = expression.dropFirst(trailingFiles.count).first(where: { isCaptureFileWord($0) }) {
             throw ValidationError(
@@ -372,6 +377,10 @@ struct Capdiag: ParsableCommand {
         let logger = Logger(label: "capdiag")
         if listInterfaces {
             try printInterfaces()
+            return
+        }
+        if printGatewayWords {
+            print(GatewayWordsTable.markdown(), terminator: "")
             return
         }
         let options = sessionOptions()

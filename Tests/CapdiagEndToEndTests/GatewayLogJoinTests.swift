@@ -157,4 +157,16 @@ import Testing
         #expect(run.stdout.contains("gateways log: nginx 'connect() failed (111: Connection refused)"), "\(run.stdout.prefix(1500))")
         #expect(run.stdout.contains("haproxy 'SC--'"))
     }
+
+    /// docs/gateway-words.md is what `capdiag --gateway-words` prints (regenerate with
+    /// `capdiag --gateway-words > docs/gateway-words.md`), and names every verdict of the lab.
+    @Test func gatewayWordsDocumentIsCurrent() throws {
+        let run = try Locations.run(Locations.capdiagExecutable, ["--gateway-words"])
+        #expect(run.status == 0)
+        let document = try String(contentsOf: Locations.repositoryRoot.appending(path: "docs/gateway-words.md"), encoding: .utf8)
+        #expect(run.stdout == document, "docs/gateway-words.md is stale")
+        for code in ["connection_refused", "keepalive_race", "upstream_reset_after_request", "response_timeout", "invalid_response"] {
+            #expect(document.contains("| `\(code)` | nginx |") && document.contains("| `\(code)` | haproxy |"), "\(code)")
+        }
+    }
 }
