@@ -165,6 +165,7 @@ public enum MarkdownReport {
             out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
             out += "\(Int((cause.share * 100).rounded()))% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
             out += "  Fix: \(own(cause.fix)).\n"
+            if let words = TextReport.gatewayWords(cause.code) { out += "  Gateways log: \(md(words)).\n" }
             for inference in upstream.inferences { out += "  - \(own(inference.text))\n" }
         }
         if report.upstreamsNotShown > 0 { out += "- … and \(report.upstreamsNotShown) more affected upstreams (see `-T json`)\n" }

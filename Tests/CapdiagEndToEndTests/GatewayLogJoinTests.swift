@@ -169,4 +169,31 @@ import Testing
             #expect(document.contains("| `\(code)` | nginx |") && document.contains("| `\(code)` | haproxy |"), "\(code)")
         }
     }
+
+    /// The reports put each log line beside its flow: a table log line → verdict → flow →
+    /// exported pcap, and the line under the flow's evidence.
+    @Test func reportsTableLogLinesToFlowsAndPackets() throws {
+        let work = FileManager.default.temporaryDirectory.appending(path: "capdiag-logreport-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let arguments = [
+            "-q", "-r", Self.directory.appending(path: "haproxy-reset-after-request.any.pcap").path,
+            "--gateway-log", Self.directory.appending(path: "haproxy-reset-after-request.haproxy.log").path,
+            "--export", work.appending(path: "flows").path,
+        ]
+        for name in ["r.md", "r.html"] {
+            let run = try Locations.run(Locations.capdiagExecutable, arguments + ["--report", work.appending(path: name).path])
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let markdown = try String(contentsOf: work.appending(path: "r.md"), encoding: .utf8)
+        #expect(markdown.contains("## Gateway log lines and the wire"))
+        let rows = markdown.split(separator: "\n").filter { $0.hasPrefix("| haproxy-reset-after-request.haproxy.log") }
+        #expect(rows.count == 2, "\(rows)")
+        for row in rows {
+            #expect(row.contains("SH--") && row.contains("`upstream_reset_after_request`") && row.contains(".pcap](") && row.hasSuffix("| agrees |"), "\(row)")
+        }
+        #expect(markdown.contains("- Gateway log haproxy-reset-after-request.haproxy.log"), "the line beside its flow")
+        let html = try String(contentsOf: work.appending(path: "r.html"), encoding: .utf8)
+        #expect(html.contains("<h2>Gateway log lines and the wire</h2>") && html.contains("<td>SH--</td>"))
+    }
 }
