@@ -92,11 +92,14 @@ public struct SlidingCollector: Sendable {
         return counts
     }
 
-    /// Gateway listeners found in the window (see `DiagnosisCollector.findListeners`).
-    public var listeners: [Endpoint] {
-        let collector = merged
-        let byTime = (collector.notableAttempts + collector.recentAttempts).sorted { $0.start.time < $1.start.time }
-        return Array(collector.findListeners(byTime).keys)
+    /// Gateway listeners found among the newest flows (the last two buckets; see
+    /// `DiagnosisCollector.findListeners`). Cheap enough for every metrics update: merging the
+    /// whole window there copied every record it keeps each time (the soak's memory peaks).
+    public var recentListeners: [Endpoint] {
+        var recent = DiagnosisCollector(options: options, upstreams: upstreams, gateways: gateways)
+        for bucket in buckets.suffix(2) { recent.absorb(bucket.collector) }
+        let byTime = (recent.notableAttempts + recent.recentAttempts).sorted { $0.start.time < $1.start.time }
+        return Array(recent.findListeners(byTime).keys)
     }
 }
 

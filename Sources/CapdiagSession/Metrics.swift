@@ -140,9 +140,10 @@ extension AnalysisSession {
         return snapshot
     }
 
-    /// Looks for gateway listeners among the flows of the window (for the metrics' roles).
+    /// Looks for gateway listeners among the newest flows (for the metrics' roles; once found,
+    /// a listener keeps its label).
     public func refreshListeners() {
-        knownListeners.formUnion(collector.listeners.map(\.description))
+        knownListeners.formUnion(collector.recentListeners.map(\.description))
     }
 }
 
