@@ -1,5 +1,4 @@
 import CapdiagLogJoin
-import Foundation
 
 extension TicketReport {
     /// The logged failures shown in a report (the JSON has them all).
@@ -14,7 +13,7 @@ extension TicketReport {
 
     /// "file:line" with the file's name only (paths make the table wide).
     static func location(_ failure: LoggedFailureRecord) -> String {
-        "\((failure.file as NSString).lastPathComponent):\(failure.line)"
+        "\(PathText.lastComponent(failure.file)):\(failure.line)"
     }
 
     /// One sentence on how the logs were placed on the capture's clock.
@@ -23,10 +22,10 @@ extension TicketReport {
         var parts = ["\(logs.agree) logged failure(s) agree with the wire, \(logs.disagree) disagree, \(logs.noTraffic) had no traffic, \(logs.unmatched) found no flow"]
         for clock in logs.clocks {
             let zone = TextReport.zoneText(clock.zoneOffsetSeconds) + (clock.zoneInferred ? " (inferred)" : "")
-            parts.append("\((clock.path as NSString).lastPathComponent): \(zone), skew \(TextReport.formatMilliseconds(clock.skewNs)) from \(clock.matchesUsed) match(es) by \(clock.method.replacingOccurrences(of: "_", with: " "))")
+            parts.append("\(PathText.lastComponent(clock.path)): \(zone), skew \(TextReport.formatMilliseconds(clock.skewNs)) from \(clock.matchesUsed) match(es) by \(clock.method.replacing("_", with: " "))")
         }
         for file in logs.files where file.badLines > 0 {
-            parts.append("\((file.path as NSString).lastPathComponent): \(file.badLines) line(s) not understood")
+            parts.append("\(PathText.lastComponent(file.path)): \(file.badLines) line(s) not understood")
         }
         return parts.joined(separator: "; ") + "."
     }

@@ -1,5 +1,4 @@
 import CapdiagGatewayLogs
-import Foundation
 import CapdiagLogJoin
 
 extension TextReport {
@@ -17,14 +16,14 @@ extension TextReport {
         for clock in logs.clocks {
             let zone = zoneText(clock.zoneOffsetSeconds) + (clock.zoneInferred ? " (inferred: the lines name no zone)" : "")
             out += "  clock of \(safe(clock.path)): \(zone), skew \(formatMilliseconds(clock.skewNs)) against the capture, "
-            out += "from \(clock.matchesUsed) match(es) by \(clock.method.replacingOccurrences(of: "_", with: " "))\n"
+            out += "from \(clock.matchesUsed) match(es) by \(clock.method.replacing("_", with: " "))\n"
         }
         out += "  logged failures: \(logs.agree) agree with the wire, \(logs.disagree) disagree, \(logs.noTraffic) with no traffic, "
         out += "\(logs.unmatched) unmatched\n"
         for failure in logs.failures.prefix(listLimit) {
             out += "  - \(safe(failure.file)):\(failure.line) [\(failure.agreement)] \(safe(String(failure.raw.prefix(160))))\n"
             if let flow = failure.flow, let gatewaySide = failure.gatewaySide, let upstreamSide = failure.upstreamSide {
-                out += "      flow #\(flow) \(gatewaySide) -> \(upstreamSide) (matched by \(failure.matchedBy?.replacingOccurrences(of: "_", with: " ") ?? "?"))"
+                out += "      flow #\(flow) \(gatewaySide) -> \(upstreamSide) (matched by \(failure.matchedBy?.replacing("_", with: " ") ?? "?"))"
                 out += failure.verdict.map { ": \($0)" } ?? ""
                 out += "\n"
             }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// JSON encoding shared by every JSON output: sorted keys and snake_case, so output is
 /// deterministic and diffable.

@@ -2,7 +2,7 @@ import CapdiagDiagnosis
 import CapdiagEngine
 import CapdiagFlow
 import CapdiagReport
-import Foundation
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -155,14 +155,7 @@ public final class MetricsFileSink: SessionSink {
     public init(path: String) { self.path = path }
 
     public func write(_ text: String) throws {
-        let temporary = path + ".tmp.\(getpid())"
-        do {
-            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-            guard rename(temporary, path) == 0 else { throw SinkError(String(cString: strerror(errno))) }
-        } catch {
-            unlink(temporary)
-            throw SinkError("cannot write metrics to \(path): \(error)")
-        }
+        do { try AtomicFile.write(text, to: path) } catch { throw SinkError("metrics: \(error)") }
     }
 
     public func concluded(_ conclusion: SessionConclusion) throws {
@@ -207,8 +200,8 @@ public final class MetricsServer: @unchecked Sendable {
         }
         self.port = UInt16(bigEndian: actual.sin_port)
         listener = fd
-        let thread = Thread { [self] in serve() }
-        thread.start()
+        // A thread of its own (it blocks in accept), not the capture's.
+        DispatchQueue.global().async { [self] in serve() }
     }
 
     public func update(_ text: String) { latest.withLock { $0 = text } }

@@ -1,6 +1,10 @@
 import CapdiagDiagnosis
 import CapdiagReport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -136,23 +140,15 @@ public final class ReportDirectorySink: SessionSink {
     /// - Returns: the files written.
     @discardableResult
     public func write(_ conclusion: SessionConclusion, at date: Date = Date()) throws -> [String] {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw SinkError("cannot create \(directory): \(error.localizedDescription)")
-        }
+        try AtomicFile.createDirectories(directory)
         var stamp = Self.stamp(date)
         // Two reports within the same second (SIGHUP right after the timer) keep both.
         while written.contains(where: { $0.hasSuffix("capdiag-\(stamp).md") }) { stamp += "-1" }
-        let base = (directory as NSString).appendingPathComponent("capdiag-\(stamp)")
+        let base = PathText.appending(directory, "capdiag-\(stamp)")
         let report = TicketReport(summary: conclusion.summary, flows: conclusion.builder.flagged, exports: [:], redacted: redacted)
         var files: [String] = []
         for (path, text) in [(base + ".md", MarkdownReport.render(report)), (base + ".html", HTMLReport.render(report))] {
-            do {
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-            } catch {
-                throw SinkError("cannot write \(path): \(error.localizedDescription)")
-            }
+            try AtomicFile.write(text, to: path)
             files.append(path)
         }
         written += files

@@ -3,7 +3,11 @@ import CapdiagDiagnosis
 import CapdiagFlow
 import CapdiagReport
 import CapdiagWire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Where a sink writes text (stdout in the command line, a buffer in tests).
 public protocol TextOutput: AnyObject {
@@ -149,16 +153,12 @@ public final class FlowExportSink: SessionSink {
     }
 
     public func concluded(_ conclusion: SessionConclusion) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw SinkError("cannot create \(directory): \(error.localizedDescription)")
-        }
+        try AtomicFile.createDirectories(directory)
         let selections = candidates.map { candidate in
             FlowSelection(
                 id: candidate.id, originator: (candidate.originator.address, candidate.originator.port),
                 responder: (candidate.responder.address, candidate.responder.port), firstFrame: candidate.firstFrame,
-                lastFrame: candidate.lastFrame, path: (directory as NSString).appendingPathComponent(candidate.fileName))
+                lastFrame: candidate.lastFrame, path: PathText.appending(directory, candidate.fileName))
         }
         var exporter = FlowExporter(redact: redact)
         do {
@@ -230,11 +230,7 @@ public final class TicketReportSink: SessionSink {
             return
         }
         let text = path.lowercased().hasSuffix(".md") ? MarkdownReport.render(report) : HTMLReport.render(report)
-        do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            throw SinkError("cannot write \(path): \(error.localizedDescription)")
-        }
+        try AtomicFile.write(text, to: path)
     }
 }
 

@@ -7,7 +7,13 @@ import CapdiagProtocols
 import CapdiagReport
 import CapdiagSession
 import CapdiagWire
+import Dispatch
+import Glibc
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Synchronization
 
@@ -43,12 +49,12 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("r"), .customLong("read-file")],
-        help: ArgumentHelp("Read packets from a pcap or pcapng file. Repeat to merge several files by timestamp.", valueName: "file"))
+        help: ArgumentHelp("Read packets from a pcap or pcapng file. Repeat to merge several files by timestamp.", valueName: "file"), completion: .file())
     var readFiles: [String] = []
 
     @Option(
         name: [.customShort("i"), .customLong("interface")],
-        help: ArgumentHelp("Capture live on an interface ('any' for all). Stop with Ctrl-C, -c or --duration.", valueName: "interface"))
+        help: ArgumentHelp("Capture live on an interface ('any' for all). Stop with Ctrl-C, -c or --duration.", valueName: "interface"), completion: .shellCommand("ls /sys/class/net 2>/dev/null; echo any"))
     var interface: String?
 
     @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces live capture can use.")
@@ -91,7 +97,7 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("w"), .customLong("write-file")],
-        help: ArgumentHelp("Live capture: also write the raw packets to this pcap file.", valueName: "file"))
+        help: ArgumentHelp("Live capture: also write the raw packets to this pcap file.", valueName: "file"), completion: .file())
     var writeFile: String?
 
     @Option(
@@ -113,7 +119,7 @@ struct Capdiag: ParsableCommand {
 
     @Option(
         name: [.customShort("Z"), .customLong("relinquish-privileges")],
-        help: ArgumentHelp("Live capture: after opening the interface, run as this user (as tcpdump -Z).", valueName: "user"))
+        help: ArgumentHelp("Live capture: after opening the interface, run as this user (as tcpdump -Z).", valueName: "user"), completion: .shellCommand("getent passwd | cut -d: -f1"))
     var user: String?
 
     @Option(
@@ -146,7 +152,7 @@ struct Capdiag: ParsableCommand {
         name: .customLong("metrics-file"),
         help: ArgumentHelp(
             "Write Prometheus metrics (text exposition) to this file, atomically: every --interval (10 s by default) during a live capture, and at the end (node_exporter's textfile collector reads it).",
-            valueName: "path"))
+            valueName: "path"), completion: .file())
     var metricsFile: String?
 
     @Option(
@@ -158,14 +164,14 @@ struct Capdiag: ParsableCommand {
         name: .customLong("window"),
         help: ArgumentHelp(
             "Conclusions (causes per upstream, gateway roles, the flows listed) cover the flows that ended in this last stretch of capture time, so a capture running for weeks speaks of the last minutes and keeps a window's worth of records. Default: 15m for live capture, the whole capture for files ('all').",
-            valueName: "time"))
+            valueName: "time"), completion: .list(["5m", "15m", "1h", "all"]))
     var window: String?
 
     @Option(
         name: .customLong("report-dir"),
         help: ArgumentHelp(
             "Write ticket reports (capdiag-YYYYMMDDTHHMMSSZ.md and .html) to this directory at the end and, during a live capture, on SIGHUP and every --report-every.",
-            valueName: "dir"))
+            valueName: "dir"), completion: .directory)
     var reportDirectory: String?
 
     @Option(name: .customLong("report-every"), help: ArgumentHelp("Live capture with --report-dir: write a report this often (e.g. 15m).", valueName: "time"), transform: TimeSpan.parse)
@@ -178,7 +184,7 @@ struct Capdiag: ParsableCommand {
         name: .customLong("jsonl-file"),
         help: ArgumentHelp(
             "Append verdicts as they are decided, flagged flows as they end, --interval records and the final summary to this file as JSON Lines (for a log shipper). It rotates by size (FILE.1, FILE.2, …) and is reopened on SIGHUP.",
-            valueName: "file"))
+            valueName: "file"), completion: .file())
     var jsonlFile: String?
 
     @Option(name: .customLong("jsonl-file-size"), help: ArgumentHelp("With --jsonl-file: rotate after this many MB.", valueName: "MB"))
@@ -191,7 +197,7 @@ struct Capdiag: ParsableCommand {
         name: .customLong("gateway-log"),
         help: ArgumentHelp(
             "A gateway log to join to the flows (repeatable; plain or gzip): nginx's error log and access log, HAProxy's HTTP log, Envoy's access log (text or JSON), detected from the content. Each logged failure gets the flow it describes, that flow's verdict, and whether they agree.",
-            valueName: "file"))
+            valueName: "file"), completion: .file())
     var gatewayLogs: [String] = []
 
     @Option(name: .customLong("list"), help: ArgumentHelp("Flows of each kind listed in the text output.", valueName: "n"))
@@ -212,19 +218,19 @@ struct Capdiag: ParsableCommand {
     @Option(name: .customLong("max-header-size"), help: ArgumentHelp("The gateway's response header buffer in bytes (nginx proxy_buffer_size, 4096 on x86-64).", valueName: "bytes"))
     var maxHeaderSize: Int = 4096
 
-    @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit with status 1 when a verdict is at least this severe: info, low, medium or high.", valueName: "severity"))
+    @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit with status 1 when a verdict is at least this severe: info, low, medium or high.", valueName: "severity"), completion: .list(["info", "low", "medium", "high"]))
     var failOn: String?
 
-    @Option(name: .customLong("report"), help: ArgumentHelp("Also write a ticket report: FILE.md (Markdown) or FILE.html (self-contained HTML with SVG diagrams); - writes the Markdown report on stdout instead of the text report.", valueName: "file"))
+    @Option(name: .customLong("report"), help: ArgumentHelp("Also write a ticket report: FILE.md (Markdown) or FILE.html (self-contained HTML with SVG diagrams); - writes the Markdown report on stdout instead of the text report.", valueName: "file"), completion: .file(extensions: ["md", "html"]))
     var reportFile: String?
 
-    @Option(name: .customLong("export"), help: ArgumentHelp("Write each flagged flow as its own small pcap in this directory (live capture: needs -w without -W).", valueName: "dir"))
+    @Option(name: .customLong("export"), help: ArgumentHelp("Write each flagged flow as its own small pcap in this directory (live capture: needs -w without -W).", valueName: "dir"), completion: .directory)
     var exportDirectory: String?
 
     @Flag(name: .customLong("export-all"), help: "With --export: every flow, not only flagged ones.")
     var exportAll = false
 
-    @Option(name: .customLong("export-payload"), help: ArgumentHelp("What exported packets keep of their TCP payload: headers (HTTP heads, default), none, or all.", valueName: "headers|none|all"))
+    @Option(name: .customLong("export-payload"), help: ArgumentHelp("What exported packets keep of their TCP payload: headers (HTTP heads, default), none, or all.", valueName: "headers|none|all"), completion: .list(["headers", "none", "all"]))
     var exportPayload: String = "headers"
 
     @Option(name: .customLong("export-limit"), help: ArgumentHelp("Most flows written by --export.", valueName: "n"))
@@ -279,9 +285,9 @@ struct Capdiag: ParsableCommand {
             } else {
                 var message = self.message(for: error)
                 if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
-                FileHandle.standardError.write(Data("capdiag: error: \(message)\n".utf8))
+                writeStandardError("capdiag: error: \(message)\n")
                 if code == .validationFailure {
-                    FileHandle.standardError.write(Data("Usage: \(usageString())\n  See 'capdiag --help' for more information.\n".utf8))
+                    writeStandardError("Usage: \(usageString())\n  See 'capdiag --help' for more information.\n")
                 }
             }
             Glibc.exit(code.rawValue)
@@ -406,7 +412,7 @@ struct Capdiag: ParsableCommand {
                 jsonl = JSONLinesFileSink(
                     file: try RotatingFile(path: jsonlFile, maximumBytes: Int64(jsonlFileSize) * 1_000_000, keep: jsonlFileCount))
             } catch {
-                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                writeStandardError("capdiag: error: \(error)\n")
                 throw ExitCode(2)
             }
         }
@@ -441,7 +447,7 @@ struct Capdiag: ParsableCommand {
         var errors = failures.map { "\($0)" }
         if let failure = stopped.writeFailure { errors.append("-w: \(failure); the written capture is incomplete") }
         if let failure = output.failure { errors.append("writing to standard output: \(failure)") }
-        for error in errors { FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8)) }
+        for error in errors { writeStandardError("capdiag: error: \(error)\n") }
         if !errors.isEmpty { throw ExitCode(2) }
         if let failOn, let threshold = Severity(name: failOn), let worst = session.worstSeverity, worst >= threshold {
             throw ExitCode(1)
@@ -480,7 +486,7 @@ struct Capdiag: ParsableCommand {
         do {
             reader = try OfflineReader(paths: inputFiles, filter: session.options.filter)
         } catch {
-            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            writeStandardError("capdiag: error: \(error)\n")
             throw ExitCode(2)
         }
         for input in reader.inputs {
@@ -503,12 +509,12 @@ struct Capdiag: ParsableCommand {
     func checkOutputsWritable() throws {
         let directories = [exportDirectory, reportDirectory].compactMap { $0.map { $0 + "/x" } }
         for path in [reportFile == "-" ? nil : reportFile, metricsFile, writeFile, jsonlFile].compactMap({ $0 }) + directories {
-            var directory = (path as NSString).deletingLastPathComponent
+            var directory = PathText.deletingLastComponent(path)
             while !directory.isEmpty && directory != "/" && access(directory, F_OK) != 0 {
-                directory = (directory as NSString).deletingLastPathComponent
+                directory = PathText.deletingLastComponent(directory)
             }
             if access(directory.isEmpty ? "." : directory, W_OK) != 0 {
-                FileHandle.standardError.write(Data("capdiag: error: cannot write \(path): \(String(cString: strerror(errno)))\n".utf8))
+                writeStandardError("capdiag: error: cannot write \(path): \(String(cString: strerror(errno)))\n")
                 throw ExitCode(2)
             }
         }
@@ -529,7 +535,7 @@ struct Capdiag: ParsableCommand {
         var server: MetricsServer?
         if let metricsListen, let (host, port) = parseListen(metricsListen) {
             do { server = try MetricsServer(host: host, port: port) } catch {
-                FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+                writeStandardError("capdiag: error: \(error)\n")
                 throw ExitCode(2)
             }
             logger.notice("metrics at http://\(host):\(server?.port ?? port)/metrics")
@@ -549,13 +555,13 @@ struct Capdiag: ParsableCommand {
             reader = try LiveReader(device: interface, options: live, filter: session.options.filter, write: write)
             if let user { try reader.dropPrivileges(to: user, handing: [jsonlFile].compactMap { $0 }) }
         } catch {
-            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            writeStandardError("capdiag: error: \(error)\n")
             throw ExitCode(2)
         }
         // Once -Z dropped root, the outputs must be writable by that user too.
         if let user {
             do { try checkOutputsWritable() } catch {
-                FileHandle.standardError.write(Data("capdiag: error: after -Z \(user): outputs must be writable by that user\n".utf8))
+                writeStandardError("capdiag: error: after -Z \(user): outputs must be writable by that user\n")
                 throw error
             }
         }
@@ -639,7 +645,7 @@ struct Capdiag: ParsableCommand {
                 print(line)
             }
         } catch {
-            FileHandle.standardError.write(Data("capdiag: error: \(error)\n".utf8))
+            writeStandardError("capdiag: error: \(error)\n")
             throw ExitCode(2)
         }
     }
@@ -776,11 +782,11 @@ final class Progress {
         lastUpdate = now
         shown = true
         let tail = extra.isEmpty ? "" : ", " + extra
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(packets) packets, \(flows) open flows\(tail)".utf8))
+        writeStandardError("\r\u{1B}[K\(packets) packets, \(flows) open flows\(tail)")
     }
 
     func clear() {
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if shown { writeStandardError("\r\u{1B}[K") }
     }
 }
 
@@ -821,5 +827,19 @@ enum StopSignal {
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+}
+
+/// Writes to file descriptor 2 directly (messages and the status line; never buffered).
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
     }
 }

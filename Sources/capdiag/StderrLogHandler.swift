@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 
 /// Writes log messages to stderr the way command-line tools do (`capdiag: warning: …`),
@@ -20,6 +19,6 @@ struct StderrLogHandler: LogHandler {
         case .warning: prefix = "capdiag: warning: "
         case .error, .critical: prefix = "capdiag: error: "
         }
-        FileHandle.standardError.write(Data((prefix + event.message.description + "\n").utf8))
+        writeStandardError((prefix + event.message.description + "\n"))
     }
 }
