@@ -40,7 +40,7 @@ install -m 0644 README.md docs/json-schema.md docs/gateway-words.md "$root/usr/s
 
 tar -C "$root" -czf "$out/capdiag-$version-linux-$arch.tar.gz" usr lib
 
-# The Debian package: libpcap is the only library dependency (libc is essential).
+# The Debian package: besides libc, libpcap and zlib, the Swift runtime linked in needs the C++ runtime (libstdc++6, libgcc-s1: present on every Debian system).
 install -d "$root/DEBIAN"
 size=$(du -sk "$root/usr" "$root/lib" | awk '{s += $1} END {print s}')
 cat > "$root/DEBIAN/control" <<EOF
@@ -48,7 +48,7 @@ Package: capdiag
 Version: $version
 Architecture: $arch
 Maintainer: capdiag developers <capdiag@localhost>
-Depends: libpcap0.8 (>= 1.10)
+Depends: libc6, libpcap0.8 (>= 1.10), zlib1g, libstdc++6, libgcc-s1
 Recommends: gzip, zstd, xz-utils
 Installed-Size: $size
 Section: net

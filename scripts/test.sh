@@ -3,7 +3,7 @@
 # on Captures/, tshark cross-check and robustness on the public corpus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 # The public corpus lives beside the repository (../shared/captures/public); a clone elsewhere
 # can point at it with CAPDIAG_PUBLIC_CAPTURES.
 if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MANIFEST.tsv ]; then
@@ -15,6 +15,10 @@ if [ -z "${CAPDIAG_PUBLIC_CAPTURES:-}" ] && [ ! -f ../shared/captures/public/MAN
     echo "warning: public capture corpus not found; its tests will be skipped" >&2
 fi
 swift build --build-tests
+# The packages a gateway host gets (static binary, tarball, .deb); the Packaging tests install
+# the .deb into an empty root and run it there.
+export CAPDIAG_PACKAGE_DIR=/tmp/capdiag-dist-test
+bash scripts/package.sh "$CAPDIAG_PACKAGE_DIR" >/dev/null
 swift test
 # A short, bounded whole-CLI mutation run (the long runs are `python3 scripts/fuzz-cli.py
 # --binary .build/release/capdiag --seconds 1800`, figures in the README): any crash, hang or
