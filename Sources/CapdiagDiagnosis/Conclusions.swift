@@ -85,8 +85,8 @@ public struct UpstreamConclusion: Sendable, Codable, Equatable {
     public var flows: Int
     public var requests: Int
     public var failures: Int
-    /// Failures per request or attempt, 0–1.
-    public var failureRate: Double
+    /// Failures per 1,000 requests or attempts (0–1000): JSON holds integers only.
+    public var failureRatePerMille: Int
     public var causes: [Cause]
     public var inferences: [Inference]
     /// One paragraph for the reader: what failed, how often, since when, and what to change.
@@ -106,8 +106,11 @@ public struct Cause: Sendable, Codable, Equatable {
     public var title: String
     public var severity: String
     public var count: Int
-    /// Share of this upstream's failures.
-    public var share: Double
+    /// Share of this upstream's failures, per 1,000 (0–1000).
+    public var sharePerMille: Int
+
+    /// The share as a whole percentage, for sentences.
+    public var sharePercent: Int { (sharePerMille + 5) / 10 }
     public var first: String
     public var last: String
     /// "high" when the wire proves it; "medium" when part of it is inferred.

@@ -489,7 +489,7 @@ public struct DiagnosisCollector: Sendable {
             return Cause(
                 code: code, proxyStatus: tally.proxyStatus, family: info.family.rawValue, title: title,
                 severity: tally.severity.name, count: tally.count,
-                share: total > 0 ? Double(tally.count) / Double(total) : 0, first: tally.first.iso8601, last: tally.last.iso8601,
+                sharePerMille: total > 0 ? (tally.count * 1000 + total / 2) / total : 0, first: tally.first.iso8601, last: tally.last.iso8601,
                 confidence: code == "listen_queue_overflow" || code == "request_unanswered" ? "medium" : "high",
                 fix: sharpenedFix(code, info.fix, inferences), examples: tally.examples,
                 times: tally.times.sorted().map(\.iso8601))
@@ -497,7 +497,7 @@ public struct DiagnosisCollector: Sendable {
         let denominator = max(server.attempts, 1)
         return UpstreamConclusion(
             upstream: endpoint.description, flows: server.flows, requests: server.requests, failures: failures,
-            failureRate: min(1, Double(failures) / Double(denominator)), causes: causes, inferences: inferences,
+            failureRatePerMille: min(1000, (failures * 1000 + denominator / 2) / denominator), causes: causes, inferences: inferences,
             conclusion: paragraph(endpoint, server, causes, failures, inferences), answeredConnections: server.answered,
             synRetransmittedConnections: server.slowHandshakes)
     }
@@ -618,7 +618,7 @@ public struct DiagnosisCollector: Sendable {
         if failures == 0 {
             text = "\(endpoint): no network or protocol failures. "
         }
-        text += "Main cause: \(top.title), \(top.count) time(s) (\(Int((top.share * 100).rounded()))% of problems), \(top.first) to \(top.last). "
+        text += "Main cause: \(top.title), \(top.count) time(s) (\(top.sharePercent)% of problems), \(top.first) to \(top.last). "
         for cause in causes.dropFirst().prefix(3) { text += "Also: \(cause.title), \(cause.count) time(s). " }
         for inference in inferences { text += inference.text.prefix(1).uppercased() + inference.text.dropFirst() + ". " }
         text += "Fix: \(top.fix)."

@@ -34,7 +34,7 @@ public enum HTMLReport {
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "<p><strong>\(h(upstream.upstream))</strong>: \(h(cause.title)) (<code>\(h(cause.code))</code>), \(cause.count) time(s), "
-            out += "\(Int((cause.share * 100).rounded()))% of its problems, \(h(cause.first)) to \(h(cause.last)), confidence \(h(cause.confidence)).</p>\n"
+            out += "\(cause.sharePercent)% of its problems, \(h(cause.first)) to \(h(cause.last)), confidence \(h(cause.confidence)).</p>\n"
             out += "<p class=\"fix\">Fix: \(h(cause.fix)).</p>\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "<p class=\"words\">Gateways log: \(h(words)).</p>\n" }
             if !upstream.inferences.isEmpty {

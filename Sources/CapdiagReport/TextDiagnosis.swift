@@ -23,7 +23,7 @@ extension TextReport {
         for upstream in affected.prefix(TicketReport.upstreamLimit) {
             out += "\n" + wrap(safe(upstream.conclusion), indent: "  ") + "\n"
             for cause in upstream.causes {
-                let share = Int((cause.share * 100).rounded())
+                let share = cause.sharePercent
                 out += "    - \(cause.code) [\(cause.severity), \(cause.family)\(cause.proxyStatus.map { ", Proxy-Status \($0)" } ?? "")]"
                 out += ": \(cause.count)x, \(share)%, \(cause.first) to \(cause.last), confidence \(cause.confidence)\n"
                 for example in cause.examples.prefix(3) {

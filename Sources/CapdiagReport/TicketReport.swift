@@ -163,7 +163,7 @@ public enum MarkdownReport {
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
-            out += "\(Int((cause.share * 100).rounded()))% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
+            out += "\(cause.sharePercent)% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
             out += "  Fix: \(own(cause.fix)).\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "  Gateways log: \(md(words)).\n" }
             for inference in upstream.inferences { out += "  - \(own(inference.text))\n" }

@@ -128,3 +128,45 @@ import Testing
         #expect(runtime.status == 2 && runtime.stderr.hasPrefix("capdiag: error: /nonexistent.pcap"), "\(runtime.stderr)")
     }
 }
+
+/// The schema promises integers only: every number in every JSON output of every capture in
+/// Captures/ (flows, summary, diagnosis, gateway logs) is an integer.
+@Suite struct IntegersOnly {
+    static func numbers(_ value: Any, path: String, into found: inout [(String, NSNumber)]) {
+        if let object = value as? [String: Any] {
+            for (key, inner) in object { numbers(inner, path: path + "." + key, into: &found) }
+        } else if let array = value as? [Any] {
+            for inner in array { numbers(inner, path: path + "[]", into: &found) }
+        } else if let number = value as? NSNumber {
+            found.append((path, number))
+        }
+    }
+
+    @Test func everyNumberInEveryOutputIsAnInteger() throws {
+        let directory = Locations.captures
+        var captures = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".pcap") }.map { directory.appending(path: $0).path }
+        captures += try FileManager.default.contentsOfDirectory(atPath: directory.appending(path: "lab").path)
+            .filter { $0.hasSuffix(".any.pcap") }.map { directory.appending(path: "lab/" + $0).path }
+        let logs = Locations.captures.appending(path: "lab/gateway-logs")
+        var checked = 0
+        for capture in captures {
+            var arguments = ["-q", "-T", "json", "-r", capture]
+            // One run with gateway logs, so their records are checked too.
+            if capture.hasSuffix("lab/keepalive-race.any.pcap") {
+                arguments = ["-q", "-T", "json", "-r", logs.appending(path: "keepalive-race.any.pcap").path,
+                    "--gateway-log", logs.appending(path: "keepalive-race.nginx-error.log").path,
+                    "--gateway-log", logs.appending(path: "keepalive-race.nginx-access.log").path]
+            }
+            let run = try Locations.run(Locations.capdiagExecutable, arguments)
+            let document = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8))
+            var found: [(String, NSNumber)] = []
+            Self.numbers(document, path: "", into: &found)
+            for (path, number) in found {
+                // A boolean reads as 0 or 1: integers too.
+                #expect(!number.stringValue.contains(".") && !number.stringValue.lowercased().contains("e"), "\(capture): \(path) = \(number)")
+            }
+            checked += found.count
+        }
+        #expect(checked > 10_000)
+    }
+}
