@@ -310,7 +310,8 @@ public enum LogJoin {
             time: time.map { Timestamp(nanoseconds: $0).iso8601 }, words: entry.gatewayWords, status: entry.status,
             upstream: entry.upstream?.description ?? entry.upstreamAttempts.first?.address, matchedBy: match?.how,
             flow: match?.attempt.flow, gatewaySide: match?.attempt.originator.description,
-            upstreamSide: match?.attempt.responder.description, verdict: match?.attempt.code,
+            upstreamSide: match?.attempt.responder.description,
+            communityId: match.map { CommunityID.tcp($0.attempt.originator, $0.attempt.responder) }, verdict: match?.attempt.code,
             verdictSeverity: match?.attempt.severity?.name, verdictSummary: match?.attempt.summary, loggedAs: loggedAs,
             agreement: "unmatched", note: "")
         let said = entry.gatewayWords.map { "'\($0)'" } ?? entry.status.map { "status \($0)" } ?? "a failure"

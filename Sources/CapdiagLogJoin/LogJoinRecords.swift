@@ -70,6 +70,8 @@ public struct LoggedFailureRecord: Codable, Sendable, Equatable {
     /// The gateway's side and the upstream's side of the matched connection.
     public var gatewaySide: String?
     public var upstreamSide: String?
+    /// Community ID v1 of the matched connection.
+    public var communityId: String?
     public var verdict: String?
     public var verdictSeverity: String?
     public var verdictSummary: String?

@@ -94,6 +94,8 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     public var id: Int
     public var originator: EndpointRecord
     public var responder: EndpointRecord
+    /// Community ID v1 of the connection: the same flow in Zeek, Suricata, Arkime or Elastic.
+    public var communityId: String
     public var rolesInferred: Bool
     public var start: String
     public var end: String
@@ -140,6 +142,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         }
         id = flow.id
         originator = EndpointRecord(flow.originator)
+        communityId = CommunityID.tcp(flow.originator, flow.responder)
         responder = EndpointRecord(flow.responder)
         rolesInferred = flow.rolesInferred
         self.start = start.iso8601

@@ -80,6 +80,7 @@ extension FlowRecord {
         var o = JSONObject()
         o.add("anomalies", strings: anomalies)
         o.add("application", application)
+        o.add("community_id", communityId)
         o.add("conn_state", connState)
         o.add("diagnosis", diagnosis?.jsonObject)
         o.add("dns", dns?.jsonObject)

@@ -10,10 +10,12 @@ public struct VerdictRecord: Codable, Sendable, Equatable {
     public var flow: Int
     public var originator: EndpointRecord
     public var responder: EndpointRecord
+    public var communityId: String
     public var finding: FindingRecord
 
     public init(flow: Int, originator: Endpoint, responder: Endpoint, finding: Finding) {
         self.flow = flow
+        communityId = CommunityID.tcp(originator, responder)
         self.originator = EndpointRecord(originator)
         self.responder = EndpointRecord(responder)
         self.finding = FindingRecord(finding)

@@ -16,6 +16,28 @@ typealias ConnectionCounts = [String: [Int]]
 struct TsharkCrossCheck {
     static let files = Locations.publicFiles("http-tcp") + Locations.publicFiles("tls")
 
+    /// Every flow's Community ID is the one Wireshark computes for its packets (its
+    /// `communityid` post-dissector), on the corpus and on Captures/.
+    @Test(arguments: files.prefix(25) + ["lo-refused.pcap", "lo-http-keepalive.pcap", "lab/keepalive-race.any.pcap", "lo-h2-tls.pcap"].map(Locations.capture))
+    func communityIDsMatchTshark(path: String) throws {
+        let tshark = URL(fileURLWithPath: "/usr/bin/tshark")
+        try #require(FileManager.default.isExecutableFile(atPath: tshark.path), "tshark is not installed (apt-get install tshark)")
+        let result = try Locations.run(tshark, [
+            "-n", "-r", path, "--enable-protocol", "communityid", "-Y", "tcp", "-T", "fields", "-e", "communityid",
+        ])
+        // Tunnelled packets (several IP layers: several IDs) are left out, as capdiag does not
+        // decode tunnels.
+        let theirs = Set(result.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("1:") && !$0.contains(",") })
+        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", path])
+        let ours = Set(run.stdout.split(separator: "\n").compactMap { line -> String? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["type"] as? String == "flow" else { return nil }
+            return object["community_id"] as? String
+        })
+        #expect(!ours.isEmpty || theirs.isEmpty)
+        #expect(ours.isSubset(of: theirs), "\(path): not Wireshark's: \(ours.subtracting(theirs).sorted().prefix(5))")
+        #expect(theirs.isSubset(of: ours), "\(path): missing: \(theirs.subtracting(ours).sorted().prefix(5))")
+    }
+
     @Test func corpusIsLargeEnough() {
         #expect(Self.files.count >= 20)
     }
