@@ -196,7 +196,7 @@ public struct DiagnosisCollector: Sendable {
                 extra.append(
                     Inference(
                         kind: "retried_without_client_impact", valueNs: nil, count: count,
-                        text: "\(count) failed attempt(s) to \(endpoint) were retried on \(where_), which answered: no client impact for those"))
+                        text: "\(counted(count, "failed attempt")) to \(endpoint) \(count == 1 ? "was" : "were") retried on \(where_), which answered: no client impact for those"))
             }
             guard var conclusion = conclude(endpoint, server, retries, extra: extra) else { continue }
             if let cluster = Cluster(connectWaits[endpoint.description] ?? []) {
@@ -379,7 +379,7 @@ public struct DiagnosisCollector: Sendable {
                 let what = cause.summary ?? (cause.status.map { "the upstream answered \($0)" } ?? "the upstream attempt")
                 let how = ["request_id": "same request ID", "request_match": "same method and target", "time_window": "the failed attempt nearest in time"][cause.matchedBy] ?? cause.matchedBy
                 explanation = "\(answer) for \(request) at \(client.start.time.iso8601) came from upstream \(cause.upstream): \(what) (flow \(cause.flow), frames \(cause.firstFrame)–\(cause.lastFrame); joined by \(how))"
-                    + (linked.count > 1 ? "; after \(linked.count - 1) earlier failed attempt(s) for the same request" : "")
+                    + (linked.count > 1 ? "; after \(counted(linked.count - 1, "earlier failed attempt")) for the same request" : "")
             } else {
                 explanation = "\(answer) for \(request) at \(client.start.time.iso8601) has no upstream attempt in this capture: the gateway had no live upstream, failed locally, or the upstream leg was not captured"
             }
@@ -509,7 +509,7 @@ public struct DiagnosisCollector: Sendable {
             inferences.append(
                 Inference(
                     kind: "upstream_keepalive_timeout", valueNs: cluster.median, count: cluster.count,
-                    text: "\(endpoint) closes idle kept-alive connections after about \(Phrase.duration(cluster.median)) (\(cluster.count) connection(s))"))
+                    text: "\(endpoint) closes idle kept-alive connections after about \(Phrase.duration(cluster.median)) (\(counted(cluster.count, "connection")))"))
         } else if let races = tallies["keepalive_race"], let shortest = races.measured.min() {
             let lower = server.longestAnsweredReuse.map { ", and reuses after up to \(Phrase.duration($0)) idle worked" } ?? ""
             inferences.append(
@@ -521,7 +521,7 @@ public struct DiagnosisCollector: Sendable {
             inferences.append(
                 Inference(
                     kind: "gateway_read_timeout", valueNs: cluster.median, count: cluster.count,
-                    text: "the gateway gives up \(Phrase.duration(cluster.median)) after sending a request (\(cluster.count) time(s)): its read timeout (nginx proxy_read_timeout, HAProxy timeout server)"))
+                    text: "the gateway gives up \(Phrase.duration(cluster.median)) after sending a request (\(counted(cluster.count, "time"))): its read timeout (nginx proxy_read_timeout, HAProxy timeout server)"))
         }
         if let timeouts = tallies["tls_handshake_timeout"], let cluster = Cluster(timeouts.measured) {
             inferences.append(
@@ -533,7 +533,7 @@ public struct DiagnosisCollector: Sendable {
             inferences.append(
                 Inference(
                     kind: "retries", valueNs: nil, count: retries.retried,
-                    text: "the gateway likely retried \(retries.retried) of \(retries.failed) failed attempt(s) at once; \(retries.answered) retry(ies) got an answer, so clients may not have seen those failures"))
+                    text: "the gateway likely retried \(retries.retried) of \(counted(retries.failed, "failed attempt")) at once; \(counted(retries.answered, "retry", "retries")) got an answer, so clients may not have seen those failures"))
         }
         return inferences
     }
@@ -585,7 +585,7 @@ public struct DiagnosisCollector: Sendable {
     /// costs its request about a second, even though nothing failed.
     static func slowHandshakeNote(_ slow: Int, of answered: Int) -> String {
         guard slow > 0, answered > 0, slow * 20 >= answered else { return "" }
-        return " But \(slow) of \(answered) connection(s) (\(slow * 100 / answered)%) were accepted only after retransmitted SYNs, about a second of delay each."
+        return " But \(slow) of \(counted(answered, "connection")) (\(slow * 100 / answered)%) were accepted only after retransmitted SYNs, about a second of delay each."
     }
 
     func sharpenedFix(_ code: String, _ fix: String, _ inferences: [Inference]) -> String {
@@ -609,17 +609,17 @@ public struct DiagnosisCollector: Sendable {
     func paragraph(_ endpoint: Endpoint, _ server: ServerTally, _ causes: [Cause], _ failures: Int, _ inferences: [Inference]) -> String {
         guard let top = causes.first else {
             if server.answered == 0 {
-                return "\(endpoint): never answered any of \(server.flows) connection attempt(s) (no SYN-ACK), but waited too briefly for a verdict."
+                return "\(endpoint): never answered any of \(counted(server.flows, "connection attempt")) (no SYN-ACK), but waited too briefly for a verdict."
             }
-            return "\(endpoint): \(server.requests) request(s) in \(server.flows) connection(s), no failures."
+            return "\(endpoint): \(counted(server.requests, "request")) in \(counted(server.flows, "connection")), no failures."
                 + Self.slowHandshakeNote(server.slowHandshakes, of: server.answered)
         }
-        var text = "\(endpoint): \(failures) failed of \(max(server.attempts, 1)) request(s)/attempt(s) in \(server.flows) connection(s). "
+        var text = "\(endpoint): \(failures) failed of \(counted(max(server.attempts, 1), "request or attempt", "requests or attempts")) in \(counted(server.flows, "connection")). "
         if failures == 0 {
             text = "\(endpoint): no network or protocol failures. "
         }
-        text += "Main cause: \(top.title), \(top.count) time(s) (\(top.sharePercent)% of problems), \(top.first) to \(top.last). "
-        for cause in causes.dropFirst().prefix(3) { text += "Also: \(cause.title), \(cause.count) time(s). " }
+        text += "Main cause: \(top.title), \(counted(top.count, "time")) (\(top.sharePercent)% of problems), \(top.first) to \(top.last). "
+        for cause in causes.dropFirst().prefix(3) { text += "Also: \(cause.title), \(counted(cause.count, "time")). " }
         for inference in inferences { text += inference.text.prefix(1).uppercased() + inference.text.dropFirst() + ". " }
         text += "Fix: \(top.fix)."
         return text

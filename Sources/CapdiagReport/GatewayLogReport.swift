@@ -1,4 +1,5 @@
 import CapdiagLogJoin
+import CapdiagWire
 
 extension TicketReport {
     /// The logged failures shown in a report (the JSON has them all).
@@ -19,13 +20,13 @@ extension TicketReport {
     /// One sentence on how the logs were placed on the capture's clock.
     var gatewayLogSentence: String? {
         guard let logs = gatewayLogs else { return nil }
-        var parts = ["\(logs.agree) logged failure(s) agree with the wire, \(logs.disagree) disagree, \(logs.noTraffic) had no traffic, \(logs.unmatched) found no flow"]
+        var parts = ["logged failures: \(logs.agree) agree with the wire, \(logs.disagree) disagree, \(logs.noTraffic) had no traffic, \(logs.unmatched) found no flow"]
         for clock in logs.clocks {
             let zone = TextReport.zoneText(clock.zoneOffsetSeconds) + (clock.zoneInferred ? " (inferred)" : "")
-            parts.append("\(PathText.lastComponent(clock.path)): \(zone), skew \(TextReport.formatMilliseconds(clock.skewNs)) from \(clock.matchesUsed) match(es) by \(clock.method.replacing("_", with: " "))")
+            parts.append("\(PathText.lastComponent(clock.path)): \(zone), skew \(TextReport.formatMilliseconds(clock.skewNs)) from \(counted(clock.matchesUsed, "match", "matches")) by \(clock.method.replacing("_", with: " "))")
         }
         for file in logs.files where file.badLines > 0 {
-            parts.append("\(PathText.lastComponent(file.path)): \(file.badLines) line(s) not understood")
+            parts.append("\(PathText.lastComponent(file.path)): \(counted(file.badLines, "line")) not understood")
         }
         return parts.joined(separator: "; ") + "."
     }

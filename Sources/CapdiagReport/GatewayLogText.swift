@@ -1,5 +1,6 @@
 import CapdiagGatewayLogs
 import CapdiagLogJoin
+import CapdiagWire
 
 extension TextReport {
     /// With `--gateway-log`: the files, how their clocks were placed, and each logged failure
@@ -16,7 +17,7 @@ extension TextReport {
         for clock in logs.clocks {
             let zone = zoneText(clock.zoneOffsetSeconds) + (clock.zoneInferred ? " (inferred: the lines name no zone)" : "")
             out += "  clock of \(safe(clock.path)): \(zone), skew \(formatMilliseconds(clock.skewNs)) against the capture, "
-            out += "from \(clock.matchesUsed) match(es) by \(clock.method.replacing("_", with: " "))\n"
+            out += "from \(counted(clock.matchesUsed, "match", "matches")) by \(clock.method.replacing("_", with: " "))\n"
         }
         out += "  logged failures: \(logs.agree) agree with the wire, \(logs.disagree) disagree, \(logs.noTraffic) with no traffic, "
         out += "\(logs.unmatched) unmatched\n"

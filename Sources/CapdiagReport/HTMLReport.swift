@@ -30,15 +30,15 @@ public enum HTMLReport {
         if affected.isEmpty {
             out += "<p>No failed connections or requests between gateway and upstream were seen (worst verdict: \(h(report.diagnosis?.worstSeverity ?? "none"))).</p>\n"
         }
-        for note in report.diagnosis?.handshakeNotes ?? [] { out += "<p>\(h(note))</p>\n" }
+        for note in report.diagnosis?.handshakeNotes ?? [] { out += "<p>\(Markup.htmlProse(note))</p>\n" }
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
-            out += "<p><strong>\(h(upstream.upstream))</strong>: \(h(cause.title)) (<code>\(h(cause.code))</code>), \(cause.count) time(s), "
+            out += "<p><strong>\(h(upstream.upstream))</strong>: \(h(cause.title)) (<code>\(h(cause.code))</code>), \(counted(cause.count, "time")), "
             out += "\(cause.sharePercent)% of its problems, \(h(cause.first)) to \(h(cause.last)), confidence \(h(cause.confidence)).</p>\n"
-            out += "<p class=\"fix\">Fix: \(h(cause.fix)).</p>\n"
+            out += "<p class=\"fix\">Fix: \(Markup.htmlProse(cause.fix)).</p>\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "<p class=\"words\">Gateways log: \(h(words)).</p>\n" }
             if !upstream.inferences.isEmpty {
-                out += "<ul>" + upstream.inferences.map { "<li>\(h($0.text))</li>" }.joined() + "</ul>\n"
+                out += "<ul>" + upstream.inferences.map { "<li>\(Markup.htmlProse($0.text))</li>" }.joined() + "</ul>\n"
             }
         }
         if report.upstreamsNotShown > 0 { out += "<p>… and \(report.upstreamsNotShown) more affected upstreams (see the JSON output).</p>\n" }

@@ -29,6 +29,24 @@ public enum Markup {
         String(visible(text).map { $0 == "`" ? "'" : $0 })
     }
 
+    /// capdiag's own sentences in HTML: escaped, and the `code` spans they use (configuration
+    /// names, commands) as <code> instead of literal backticks. Captured text never goes here.
+    public static func htmlProse(_ text: String) -> String {
+        let escaped = html(text)
+        var out = ""
+        var open = false
+        for character in escaped {
+            if character == "`" {
+                out += open ? "</code>" : "<code>"
+                open.toggle()
+            } else {
+                out.append(character)
+            }
+        }
+        if open { out += "</code>" }
+        return out
+    }
+
     /// HTML text and attribute values.
     public static func html(_ text: String) -> String {
         var out = ""

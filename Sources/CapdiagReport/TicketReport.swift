@@ -162,7 +162,7 @@ public enum MarkdownReport {
         for note in report.diagnosis?.handshakeNotes ?? [] { out += "\(own(note))\n\n" }
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
-            out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(cause.count) time(s), "
+            out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(counted(cause.count, "time")), "
             out += "\(cause.sharePercent)% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
             out += "  Fix: \(own(cause.fix)).\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "  Gateways log: \(md(words)).\n" }

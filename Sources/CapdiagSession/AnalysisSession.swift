@@ -305,11 +305,11 @@ public final class AnalysisSession {
         }
         if let stillOpen {
             summary.capture.caveats.append(
-                "Interim report while the capture runs: \(stillOpen) connection(s) still open are not in it.")
+                "Interim report while the capture runs: \(counted(stillOpen, "connection")) still open \(stillOpen == 1 ? "is" : "are") not in it.")
         }
         if let window = options.window, collector.expiredFlows > 0, let from = collector.coveredFrom {
             summary.capture.caveats.append(
-                "The diagnosis covers the flows that ended since \(from.iso8601) (--window \(windowPhrase(window))); \(collector.expiredFlows) earlier flow(s) are counted in the totals and metrics but no longer in the conclusions. The flows listed are the newest.")
+                "The diagnosis covers the flows that ended since \(from.iso8601) (--window \(windowPhrase(window))); \(counted(collector.expiredFlows, "earlier flow")) \(collector.expiredFlows == 1 ? "is" : "are") counted in the totals and metrics but no longer in the conclusions. The flows listed are the newest.")
         }
         summary.capture.caveats += unmatchedPatternCaveats()
         summary.diagnosis = collector.conclude(dns: analyzer.dns)

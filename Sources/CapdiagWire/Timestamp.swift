@@ -69,3 +69,9 @@ public func formatDuration(_ nanoseconds: Int64) -> String {
     let fraction = String(millis % 1000)
     return "\(sign)\(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
 }
+
+/// `1 connection`, `3 connections`; `counted(2, "retry", "retries")`. Reports say "3 times", not
+/// "3 time(s)".
+public func counted<Count: BinaryInteger>(_ count: Count, _ singular: String, _ plural: String? = nil) -> String {
+    "\(count) " + (count == 1 ? singular : plural ?? singular + "s")
+}

@@ -436,8 +436,8 @@ struct Capdiag: ParsableCommand {
             logger.warning("\(caveat)")
         }
         if let exports, !failures.contains(where: { "\($0)".hasPrefix("export") || "\($0)".hasPrefix("cannot create") }) {
-            logger.notice("\(exports.written.count) flow(s) exported to \(exports.directory)")
-            if exports.notSelected > 0 { logger.warning("\(exports.notSelected) more flow(s) not exported: raise --export-limit") }
+            logger.notice("\(counted(exports.written.count, "flow")) exported to \(exports.directory)")
+            if exports.notSelected > 0 { logger.warning("\(counted(exports.notSelected, "more flow")) not exported: raise --export-limit") }
         }
         if let reportFile, reportFile != "-", !failures.contains(where: { "\($0)".contains(reportFile) }) {
             logger.notice("report written to \(reportFile)")

@@ -115,7 +115,7 @@ struct NetworkQualityRule: DiagnosisRule {
                 finding(
                     "retransmissions", proxyStatus: nil, score >= 30 ? .low : .info, .networkQuality, score: score,
                     at: facts.last.time,
-                    "\(retransmissions) retransmitted segment(s) in \(packets) packets (gateway \(facts.orig.retransmissions), upstream \(facts.resp.retransmissions))",
+                    "\(counted(retransmissions, "retransmitted segment")) in \(packets) packets (gateway \(facts.orig.retransmissions), upstream \(facts.resp.retransmissions))",
                     evidence: []))
         }
         let zeroWindows = facts.orig.zeroWindows + facts.resp.zeroWindows
@@ -124,13 +124,13 @@ struct NetworkQualityRule: DiagnosisRule {
             findings.append(
                 finding(
                     "zero_window", proxyStatus: nil, .low, .networkQuality, score: min(60, 20 * zeroWindows), at: facts.last.time,
-                    "\(zeroWindows) zero-window advertisement(s), mostly from \(who): a receiver stopped reading", evidence: []))
+                    "\(counted(zeroWindows, "zero-window advertisement")), mostly from \(who): a receiver stopped reading", evidence: []))
         }
         if let icmp = facts.icmpError, !ICMPText.isUnreachable(icmp) || ICMPText.isFragmentationNeeded(icmp) {
             findings.append(
                 finding(
                     "icmp_error", proxyStatus: nil, .low, .networkQuality, score: 40, at: icmp.packet.time,
-                    "\(facts.icmpErrorCount) ICMP error(s): \(ICMPText.name(icmp)) from \(icmp.reporter)",
+                    "\(counted(facts.icmpErrorCount, "ICMP error")): \(ICMPText.name(icmp)) from \(icmp.reporter)",
                     evidence: [Evidence(icmp.packet, .network, "ICMP \(ICMPText.name(icmp))", flowStart: facts.first.time)]))
         }
         // What the capture did, not the network: counted, never a failure (score 0).
@@ -141,13 +141,13 @@ struct NetworkQualityRule: DiagnosisRule {
         if duplicates > 0 {
             findings.append(captureNote(
                 "capture_duplicates",
-                "\(duplicates) frame(s) were captured twice (same segment and IP identification within microseconds: `-i any` on a bridge or router, or a mirror port); the copies are not retransmissions and were not analysed again"))
+                "\(duplicates == 1 ? "1 frame was" : "\(duplicates) frames were") captured twice (same segment and IP identification within microseconds: `-i any` on a bridge or router, or a mirror port); the copies are not retransmissions and were not analysed again"))
         }
         let captureLoss = facts.orig.ackedUnseenBytes + facts.resp.ackedUnseenBytes
         if captureLoss > 0 {
             findings.append(captureNote(
                 "capture_loss",
-                "the capture missed \(captureLoss) byte(s) that the peer acknowledged: lost by the capture, not by the network"))
+                "the capture missed \(counted(captureLoss, "byte")) that the peer acknowledged: lost by the capture, not by the network"))
         }
         return findings
     }

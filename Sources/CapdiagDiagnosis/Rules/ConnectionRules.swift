@@ -110,7 +110,7 @@ struct SlowHandshakeRule: DiagnosisRule {
         return [
             finding(
                 "syn_retransmitted", proxyStatus: nil, .low, .networkQuality, score: 30, at: synAck.time,
-                "connected to \(facts.responder) only after \(facts.synRetransmitCount) retransmitted SYN(s), \(Phrase.duration(delay)) after the first",
+                "connected to \(facts.responder) only after \(counted(facts.synRetransmitCount, "retransmitted SYN")), \(Phrase.duration(delay)) after the first",
                 evidence: [
                     Evidence(syn, .originator, "SYN", flowStart: facts.first.time),
                     Evidence(synAck, .responder, "SYN-ACK", flowStart: facts.first.time),
