@@ -86,6 +86,8 @@ public struct FlowFacts: Sendable {
     /// The connection speaks HTTP/2: the client's connection preface (prior knowledge, or
     /// after `Upgrade: h2c`), or TLS with ALPN `h2`. No HTTP/1 verdict applies to it.
     public var http2 = false
+    /// The HTTP/2 analysis (streams, GOAWAYs, resets, settings), for cleartext HTTP/2.
+    public var h2: HTTP2Connection?
     /// The HTTP connection became a tunnel (CONNECT, 101) and what it carries.
     public var tunnelled = false
     public var tunnelCarries: String?

@@ -6,7 +6,10 @@ extension ProtocolSession {
     /// The facts the diagnosis rules read about this session's finished flow.
     public func facts(_ flow: TCPFlow) -> FlowFacts {
         var facts = FlowFacts(flow, http: state?.http, tls: state?.tls)
-        if state?.http2 == true { facts.http2 = true }
+        if let h2 = state?.http2 {
+            facts.http2 = true
+            facts.h2 = h2
+        }
         return facts
     }
 }

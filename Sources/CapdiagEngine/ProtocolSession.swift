@@ -9,8 +9,8 @@ public enum Application: Sendable {
     case tls(TLSConnection)
     case dns(DNSStream)
     /// HTTP/2 with prior knowledge (the client's first bytes are the connection preface,
-    /// RFC 9113 §3.4). Not parsed yet; marked so that nothing reads it as HTTP/1.
-    case http2
+    /// RFC 9113 §3.4, or the server's its SETTINGS): frames, streams, HPACK.
+    case http2(HTTP2Connection)
     /// Something else: the reason it is not analysed (e.g. "server spoke first").
     case other(String)
 
@@ -34,7 +34,7 @@ final class ApplicationState: @unchecked Sendable {
     var http: HTTPConnection?
     var tls: TLSConnection?
     var dns: DNSStream?
-    var http2 = false
+    var http2: HTTP2Connection?
     var other: String?
 
     init(_ application: Application) {
@@ -43,7 +43,7 @@ final class ApplicationState: @unchecked Sendable {
         case .tls(let connection): tls = connection
         case .dns(let stream): dns = stream
         case .other(let reason): other = reason
-        case .http2: http2 = true
+        case .http2(let connection): http2 = connection
         case .undecided: break
         }
     }
@@ -52,7 +52,7 @@ final class ApplicationState: @unchecked Sendable {
         if let http { return .http(http) }
         if let tls { return .tls(tls) }
         if let dns { return .dns(dns) }
-        if http2 { return .http2 }
+        if let http2 { return .http2(http2) }
         if let other { return .other(other) }
         return .undecided
     }
@@ -107,7 +107,7 @@ public struct ProtocolSession: FlowSession, Sendable {
                 }
             } else if awaitingClientFirstBytes && side == .client && dataOffset == 0 {
                 awaitingClientFirstBytes = false
-                if case .http2 = Self.detect(payload, from: .client) { state = ApplicationState(.http2) }
+                if case .http2 = Self.detect(payload, from: .client) { state = ApplicationState(.http2(HTTP2Connection(redact: redact))) }
             }
             var sink = ApplicationSink(state: state, side: side)
             if side == .client {
@@ -152,6 +152,7 @@ public struct ProtocolSession: FlowSession, Sendable {
         clientStream.discard(memory: &memory)
         serverStream.discard(memory: &memory)
         state?.http?.finish()
+        state?.http2?.finish()
         state?.dns?.finish()
     }
 
@@ -187,11 +188,20 @@ public struct ProtocolSession: FlowSession, Sendable {
         prefix.reserveCapacity(count)
         for index in 0..<count { prefix.append(bytes.unsafeLoad(fromByteOffset: index, as: UInt8.self)) }
         if side == .server {
-            return prefix.starts(with: Array("HTTP/".prefix(count).utf8)) ? .http(HTTPConnection(redact: redact)) : .other("server spoke first")
+            if prefix.starts(with: Array("HTTP/".prefix(count).utf8)) { return .http(HTTPConnection(redact: redact)) }
+            // An h2c server speaks first: its SETTINGS frame (type 4 on stream 0, a whole number
+            // of 6-byte parameters; RFC 9113 §3.4, §6.5).
+            if bytes.byteCount >= 9 && prefix[3] == 4 && prefix[5] & 0x7F == 0 && prefix[6] == 0 && prefix[7] == 0
+                && bytes.unsafeLoad(fromByteOffset: 8, as: UInt8.self) == 0
+                && (Int(prefix[0]) << 16 | Int(prefix[1]) << 8 | Int(prefix[2])) % 6 == 0
+            {
+                return .http2(HTTP2Connection(redact: redact))
+            }
+            return .other("server spoke first")
         }
         // The HTTP/2 connection preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 §3.4): its
         // first eight bytes are no HTTP/1 request a client would send.
-        if prefix.count >= 8 && prefix.elementsEqual("PRI * HT".utf8) { return .http2 }
+        if prefix.count >= 8 && prefix.elementsEqual("PRI * HT".utf8) { return .http2(HTTP2Connection(redact: redact)) }
         // A TLS handshake record: content type 22, version major 3 (RFC 8446 §5.1).
         if prefix.count >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03 { return .tls(TLSConnection()) }
         // A request line starts with a method token and a space (RFC 9112 §3). A line protocol
@@ -240,6 +250,8 @@ struct ApplicationSink: StreamSink {
         guard let state else { return }
         if state.http != nil {
             state.http?.received(bytes, from: side, packet: packet)
+        } else if state.http2 != nil {
+            state.http2?.received(bytes, from: side, packet: packet)
         } else if state.tls != nil {
             state.tls?.received(bytes, from: side, packet: packet)
         } else if state.dns != nil {
@@ -250,11 +262,13 @@ struct ApplicationSink: StreamSink {
     mutating func gap(_ length: Int64, packet: PacketRef) {
         guard let state else { return }
         state.http?.gap(length, from: side, packet: packet)
+        state.http2?.gap(length, from: side, packet: packet)
         state.tls?.gap(from: side)
         state.dns?.gap()
     }
 
     func closed(_ kind: CloseKind, packet: PacketRef) {
         state?.http?.closed(side, by: kind, packet: packet)
+        state?.http2?.closed(side, by: kind, packet: packet)
     }
 }
