@@ -89,7 +89,7 @@ public struct ProtocolSession: FlowSession, Sendable {
     public var application: Application { state?.application ?? .undecided }
 
     public mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: SegmentContext,
         memory: inout ReassemblyMemory
     ) {
         let side: StreamSide = direction == .originator ? .client : .server
@@ -125,7 +125,7 @@ public struct ProtocolSession: FlowSession, Sendable {
         // Bytes the peer acknowledged but the capture never had will not come again: stop
         // waiting for them (capture loss).
         if segment.header.flags.contains(.ack) && !segment.header.flags.contains(.rst),
-            let acknowledged = flow[direction.other].acknowledgedOffset
+            let acknowledged = flow.peerBytesAcknowledged
         {
             var sink = ApplicationSink(state: state, side: side == .client ? .server : .client)
             if side == .client {

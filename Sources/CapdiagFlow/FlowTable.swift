@@ -25,6 +25,24 @@ public struct FlowID: Hashable, Sendable {
     public var rawValue: Int32
 }
 
+/// What a session may read of its flow for one segment, taken after the flow's TCP state took
+/// the segment in. Lent instead of the `TCPFlow` itself: that struct is large (about 1.4 KB,
+/// with arrays in it) and a session called in another module got a copy of it, retains
+/// included, for every packet.
+public struct SegmentContext: Sendable {
+    public var originator: Endpoint
+    public var responder: Endpoint
+    /// How far the sender of the segment has acknowledged its peer's bytes
+    /// (`DirectionStats.acknowledgedOffset` of the other direction).
+    public var peerBytesAcknowledged: Int64?
+
+    public init(originator: Endpoint, responder: Endpoint, peerBytesAcknowledged: Int64?) {
+        self.originator = originator
+        self.responder = responder
+        self.peerBytesAcknowledged = peerBytesAcknowledged
+    }
+}
+
 /// Per-flow state that rides along with a `TCPFlow` (stream reassembly and protocol
 /// analysis live in the engine and plug in here), created when the flow starts and handed
 /// out with it when it ends.
@@ -40,8 +58,9 @@ public protocol FlowSession {
     ///   - dataOffset: the stream offset of the payload's first byte in the sender's direction,
     ///     or nil when the sequence number cannot be trusted (after a reset).
     ///   - memory: what all flows' out-of-order buffers hold, against the global cap.
+    ///   - flow: what the session may read of its flow.
     mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: SegmentContext,
         memory: inout ReassemblyMemory)
     /// Called once when the flow leaves the table; whatever the session still buffers must be
     /// released from `memory`.
@@ -53,7 +72,7 @@ public struct NoSession: FlowSession {
     public init() {}
     public init(configuration: Void) {}
     public mutating func segment(
-        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: borrowing TCPFlow,
+        _ segment: TCPSegment, payload: RawSpan, from direction: Direction, dataOffset: Int64?, flow: SegmentContext,
         memory: inout ReassemblyMemory
     ) {}
     public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {}
@@ -119,8 +138,13 @@ public struct FlowTable<Session: FlowSession> {
         if slots[slot].isDuplicateFrame(segment, from: direction) { return }
         let wasClosed = slots[slot].closedAt != nil
         let dataOffset = slots[slot].apply(segment, from: direction)
+        let context = SegmentContext(
+            originator: slots[slot].originator, responder: slots[slot].responder,
+            // Read field by field: the `flow[direction]` getter would copy a `DirectionStats`.
+            peerBytesAcknowledged: direction == .originator
+                ? slots[slot].resp.acknowledgedOffset : slots[slot].orig.acknowledgedOffset)
         sessions[slot].segment(
-            segment, payload: payload, from: direction, dataOffset: dataOffset, flow: slots[slot], memory: &reassemblyMemory)
+            segment, payload: payload, from: direction, dataOffset: dataOffset, flow: context, memory: &reassemblyMemory)
         if options.noteDecisions && !wasClosed && slots[slot].closedAt != nil { decided.append((Int32(slot), slots[slot].id)) }
     }
 

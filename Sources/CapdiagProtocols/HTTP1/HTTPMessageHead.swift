@@ -125,8 +125,8 @@ public enum HTTPViolation: Error, Sendable, Equatable {
     }
 }
 
-/// Request-ID-like headers, lower-cased.
-let requestIDHeaderNames: Set<String> = [
+/// Request-ID-like headers, lower-cased (matched against the raw name bytes, no `String` made).
+let requestIDHeaderNameList: [StaticString] = [
     "x-request-id", "x-amzn-trace-id", "traceparent", "x-b3-traceid", "x-correlation-id", "x-cloud-trace-context",
 ]
 
@@ -136,28 +136,26 @@ let maximumKeptValueLength = 512
 enum HeadParser {
     /// Parses a complete header section (`bytes` ends with the empty line).
     /// - Parameter isResponse: parse a status line rather than a request line.
+    ///
+    /// Lines are index ranges into `bytes`, found one at a time, and header names are matched
+    /// byte by byte without case: an array of line slices plus a lower-cased name and a value
+    /// `String` for every header cost more than the rest of a message's analysis (profile of
+    /// 2026-12, ~11 % of the text run). A `String` is made only for the fields kept.
     static func parse(_ bytes: [UInt8], isResponse: Bool) -> Result<HTTPMessageHead, HTTPViolation> {
-        var lines: [ArraySlice<UInt8>] = []
-        var start = 0
-        for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
-            var end = index
-            if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            lines.append(bytes[start..<end])
-            start = index + 1
+        var cursor = 0
+        var startRange: Range<Int>?
+        while let line = nextLine(bytes, from: &cursor) {
+            // Leading empty lines before a request line are ignored (RFC 9112 §2.2).
+            if !isResponse && line.isEmpty { continue }
+            startRange = line
+            break
         }
-        // Leading empty lines before a request line are ignored (RFC 9112 §2.2).
-        while !isResponse, let first = lines.first, first.isEmpty { lines.removeFirst() }
-        guard let startLine = lines.first else {
+        guard let startRange else {
             return .failure(isResponse ? .badStatusLine("") : .badRequestLine(""))
         }
+        let startLine = bytes[startRange]
         var head = HTTPMessageHead(version: "")
         head.headerSectionSize = bytes.count
-        // A request line may be split on runs of whitespace (RFC 9112 §3: recipients MAY); a
-        // status line is parsed strictly.
-        let parts =
-            isResponse
-            ? startLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
-            : startLine.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
         if isResponse {
             // status-line = HTTP-version SP status-code SP [ reason-phrase ]. Judged as the
             // gateways do (framing-check.md): a CR anywhere in it, or a version other than
@@ -186,7 +184,9 @@ enum HeadParser {
             head.status = Int(text(code))
             head.reason = afterCode.isEmpty ? "" : text(afterCode.dropFirst())
         } else {
-            // request-line = method SP request-target SP HTTP-version
+            // request-line = method SP request-target SP HTTP-version. It may be split on runs of
+            // whitespace (RFC 9112 §3: recipients MAY).
+            let parts = startLine.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
             guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenCharacter), !parts[1].isEmpty,
                 isHTTPVersion(parts[2])
             else { return .failure(.badRequestLine(text(startLine))) }
@@ -196,50 +196,58 @@ enum HeadParser {
         }
         var contentLengths: [Int64] = []
         var lineNumber = 0
-        for rawLine in lines.dropFirst() where !rawLine.isEmpty {
+        while let rawLine = nextLine(bytes, from: &cursor) {
+            guard !rawLine.isEmpty else { continue }
             lineNumber += 1
             // Lines end in CRLF or LF; one CR was stripped. More CRs right before the LF are
             // refused by HAProxy only; a CR elsewhere in the line by both (framing-check.md).
-            var line = rawLine
+            let lower = rawLine.lowerBound
+            var upper = rawLine.upperBound
             var trailingCR = false
-            while line.last == UInt8(ascii: "\r") { line = line.dropLast(); trailingCR = true }
-            if isResponse && line.contains(UInt8(ascii: "\r")) {
-                return .failure(.badHeaderLine(line: lineNumber, text: text(rawLine)))
+            while upper > lower && bytes[upper - 1] == UInt8(ascii: "\r") {
+                upper -= 1
+                trailingCR = true
             }
-            if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
+            let line = lower..<upper
+            if isResponse && contains(bytes, line, { $0 == UInt8(ascii: "\r") }) {
+                return .failure(.badHeaderLine(line: lineNumber, text: text(bytes[rawLine])))
+            }
+            if !line.isEmpty && (bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t")) {
                 // obs-fold: a folded line before any field is invalid everywhere; after one, HAProxy
                 // unfolds it and nginx refuses it ("upstream sent invalid header").
-                guard head.headerCount > 0 else { return .failure(.badHeaderLine(line: lineNumber, text: text(line))) }
-                if isResponse { return .failure(.badHeaderLine(line: lineNumber, text: "obs-fold: " + text(line), rejectedBy: .nginx)) }
+                guard head.headerCount > 0 else { return .failure(.badHeaderLine(line: lineNumber, text: text(bytes[line]))) }
+                if isResponse { return .failure(.badHeaderLine(line: lineNumber, text: "obs-fold: " + text(bytes[line]), rejectedBy: .nginx)) }
                 head.obsoleteLineFolding = true
                 continue
             }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
+            guard let colon = firstIndex(bytes, line, of: UInt8(ascii: ":")), colon > lower else {
                 // No colon: nginx passes a bare token line on; a line with a space or a control
                 // byte it refuses too (the name ends in an invalid character).
-                let nginxRefuses = line.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F } || line.first == UInt8(ascii: ":")
-                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: nginxRefuses ? .both : .haproxy))
+                let nginxRefuses = contains(bytes, line, { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F })
+                    || (!line.isEmpty && bytes[lower] == UInt8(ascii: ":"))
+                return .failure(.badHeaderLine(line: lineNumber, text: text(bytes[line]), rejectedBy: nginxRefuses ? .both : .haproxy))
             }
-            let nameBytes = line[line.startIndex..<colon]
+            let name = lower..<colon
             // No whitespace between name and colon (RFC 9112 §5.1), and name is a token. nginx
             // refuses whitespace and control bytes in a name but passes other non-token bytes
             // ('(', '@', obs-text) on; HAProxy refuses them all.
-            guard nameBytes.allSatisfy(isTokenCharacter) else {
-                let nginxRefuses = nameBytes.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F }
-                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: nginxRefuses ? .both : .haproxy))
+            guard !contains(bytes, name, { !isTokenCharacter($0) }) else {
+                let nginxRefuses = contains(bytes, name, { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 < 0x20 || $0 == 0x7F })
+                return .failure(.badHeaderLine(line: lineNumber, text: text(bytes[line]), rejectedBy: nginxRefuses ? .both : .haproxy))
             }
             if isResponse && trailingCR {
-                return .failure(.badHeaderLine(line: lineNumber, text: "CR CR LF ending: " + text(line), rejectedBy: .haproxy))
+                return .failure(.badHeaderLine(line: lineNumber, text: "CR CR LF ending: " + text(bytes[line]), rejectedBy: .haproxy))
             }
+            let valueRange = (colon + 1)..<upper
             // A NUL in a value: nginx refuses it, HAProxy passes it on.
-            if isResponse && line[(colon + 1)...].contains(0) {
-                return .failure(.badHeaderLine(line: lineNumber, text: text(line), rejectedBy: .nginx))
+            if isResponse && contains(bytes, valueRange, { $0 == 0 }) {
+                return .failure(.badHeaderLine(line: lineNumber, text: text(bytes[line]), rejectedBy: .nginx))
             }
             head.headerCount += 1
-            let name = text(nameBytes).lowercased()
-            let value = trimmed(line[(colon + 1)...])
-            switch name {
-            case "content-length":
+            // The name is a token (ASCII), so comparing without ASCII case is what comparing
+            // its `lowercased()` text did.
+            if nameIs(bytes, name, "content-length") {
+                let value = trimmed(bytes[valueRange])
                 if value.isEmpty { return .failure(.badContentLength("empty Content-Length", rejectedBy: .haproxy)) }
                 for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingSpaces
@@ -251,25 +259,28 @@ enum HeadParser {
                     else { return .failure(.badContentLength("Content-Length: \(value)", rejectedBy: .haproxy)) }
                     contentLengths.append(number)
                 }
-            case "transfer-encoding":
+            } else if nameIs(bytes, name, "transfer-encoding") {
                 head.hasTransferEncoding = true
-                let codings = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
+                let codings = trimmed(bytes[valueRange]).lowercased().split(separator: ",").map(\.trimmingSpaces)
                 head.chunked = codings.last == "chunked"
-            case "host": head.host = value
-            case "server" where head.gatewaySign == nil:
+            } else if nameIs(bytes, name, "host") {
+                head.host = trimmed(bytes[valueRange])
+            } else if nameIs(bytes, name, "server") {
+                guard head.gatewaySign == nil else { continue }
+                let value = trimmed(bytes[valueRange])
                 let product = value.lowercased()
                 if gatewayServerProducts.contains(where: { product.hasPrefix($0) }) { head.gatewaySign = "Server: \(value)" }
-            case "via", "proxy-status":
-                head.gatewaySign = "\(name): \(value)"
-            case "connection":
-                let options = value.lowercased().split(separator: ",").map(\.trimmingSpaces)
+            } else if nameIs(bytes, name, "via") || nameIs(bytes, name, "proxy-status") {
+                head.gatewaySign = "\(text(bytes[name]).lowercased()): \(trimmed(bytes[valueRange]))"
+            } else if nameIs(bytes, name, "connection") {
+                let options = trimmed(bytes[valueRange]).lowercased().split(separator: ",").map(\.trimmingSpaces)
                 if options.contains("close") { head.connectionClose = true }
                 if options.contains("keep-alive") { head.connectionKeepAlive = true }
-            default:
-                if name.hasPrefix("x-envoy-") && head.gatewaySign == nil { head.gatewaySign = "\(name): \(value)" }
-                if requestIDHeaderNames.contains(name) && head.requestIDs.count < 8 {
-                    head.requestIDs.append(HeaderValue(name: name, value: value))
-                }
+            } else if head.gatewaySign == nil && name.count >= 8 && nameIs(bytes, name.lowerBound..<(name.lowerBound + 8), "x-envoy-") {
+                // The name as the text kept it: lower-cased and capped like every value.
+                head.gatewaySign = "\(text(bytes[name]).lowercased()): \(trimmed(bytes[valueRange]))"
+            } else if head.requestIDs.count < 8, let idName = requestIDHeaderNameList.first(where: { nameIs(bytes, name, $0) }) {
+                head.requestIDs.append(HeaderValue(name: idName.description, value: trimmed(bytes[valueRange])))
             }
         }
         if let first = contentLengths.first {
@@ -282,11 +293,61 @@ enum HeadParser {
         return .success(head)
     }
 
+    /// The next line of `bytes` from `cursor` up to its LF (one CR before the LF dropped), moving
+    /// `cursor` past the LF; nil when no LF follows (bytes after the last LF are no line).
+    static func nextLine(_ bytes: [UInt8], from cursor: inout Int) -> Range<Int>? {
+        let start = cursor
+        guard start < bytes.count else { return nil }
+        let newline = bytes.withUnsafeBufferPointer { buffer -> Int? in
+            var index = start
+            while index < buffer.count {
+                if buffer[index] == UInt8(ascii: "\n") { return index }
+                index += 1
+            }
+            return nil
+        }
+        guard let newline else {
+            cursor = bytes.count
+            return nil
+        }
+        cursor = newline + 1
+        var end = newline
+        if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        return start..<end
+    }
+
+    /// Whether a byte of `bytes[range]` matches.
+    static func contains(_ bytes: [UInt8], _ range: Range<Int>, _ matches: (UInt8) -> Bool) -> Bool {
+        for index in range where matches(bytes[index]) { return true }
+        return false
+    }
+
+    static func firstIndex(_ bytes: [UInt8], _ range: Range<Int>, of byte: UInt8) -> Int? {
+        for index in range where bytes[index] == byte { return index }
+        return nil
+    }
+
+    /// Whether `bytes[range]` spells `name` (lower-case ASCII), ignoring ASCII case.
+    static func nameIs(_ bytes: [UInt8], _ range: Range<Int>, _ name: StaticString) -> Bool {
+        guard range.count == name.utf8CodeUnitCount else { return false }
+        return name.withUTF8Buffer { literal in
+            var position = 0
+            for index in range {
+                var byte = bytes[index]
+                if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+                if byte != literal[position] { return false }
+                position += 1
+            }
+            return true
+        }
+    }
+
     static func isHTTPVersion(_ bytes: ArraySlice<UInt8>) -> Bool {
         // HTTP-version = "HTTP/" DIGIT "." DIGIT
-        let chars = Array(bytes)
-        return chars.count == 8 && chars[0..<5].elementsEqual("HTTP/".utf8) && chars[5].isASCIIDigitByte
-            && chars[6] == UInt8(ascii: ".") && chars[7].isASCIIDigitByte
+        guard bytes.count == 8 else { return false }
+        let start = bytes.startIndex
+        return bytes.prefix(5).elementsEqual("HTTP/".utf8) && bytes[start + 5].isASCIIDigitByte
+            && bytes[start + 6] == UInt8(ascii: ".") && bytes[start + 7].isASCIIDigitByte
     }
 
     /// tchar (RFC 9110 §5.6.2).
@@ -295,7 +356,11 @@ enum HeadParser {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):
             true
-        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default: false
         }
     }
 
