@@ -130,6 +130,9 @@ let requestIDHeaderNameList: [StaticString] = [
     "x-request-id", "x-amzn-trace-id", "traceparent", "x-b3-traceid", "x-correlation-id", "x-cloud-trace-context",
 ]
 
+/// The same names as strings (HTTP/2 header fields arrive decoded, lower case).
+let requestIDHeaderNames: Set<String> = Set(requestIDHeaderNameList.map(\.description))
+
 /// The longest text value kept from a message (targets, reasons, header values).
 let maximumKeptValueLength = 512
 
