@@ -192,7 +192,7 @@ public struct DiagnosisCollector: Sendable {
             var extra: [Inference] = []
             if let hidden = join.hiddenByRetry[endpoint.description] {
                 let count = hidden.values.reduce(0, +)
-                let where_ = hidden.sorted { $0.value > $1.value }.map { "\($0.key)" }.joined(separator: ", ")
+                let where_ = hidden.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key)" }.joined(separator: ", ")
                 extra.append(
                     Inference(
                         kind: "retried_without_client_impact", valueNs: nil, count: count,
@@ -274,8 +274,10 @@ public struct DiagnosisCollector: Sendable {
             }
         }
         // Two candidates nested in each other: the direction seen more often is the real one.
-        for (candidate, _) in listeners where listeners[candidate] != "override" {
-            for (inner, count) in pairs[candidate] ?? [:] where listeners[inner] != nil && listeners[inner] != "override" {
+        // In a fixed order: the outcome must not depend on the dictionaries' hash order.
+        for candidate in listeners.keys.sorted() where listeners[candidate] != nil && listeners[candidate] != "override" {
+            for (inner, count) in (pairs[candidate] ?? [:]).sorted(by: { $0.key < $1.key })
+            where listeners[inner] != nil && listeners[inner] != "override" {
                 if (pairs[inner]?[candidate] ?? 0) > count { listeners[candidate] = nil }
             }
         }
@@ -485,7 +487,9 @@ public struct DiagnosisCollector: Sendable {
         let causes = tallies.map { code, tally -> Cause in
             let info = CauseInfo.of(code)
             var title = info.title
-            if let reason = tally.reasons.max(by: { $0.value < $1.value })?.key { title += " (\(reason.replacingUnderscores))" }
+            // The most frequent reason; a tie goes to the first by name (hash order would differ from
+            // run to run).
+            if let reason = tally.reasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key { title += " (\(reason.replacingUnderscores))" }
             return Cause(
                 code: code, proxyStatus: tally.proxyStatus, family: info.family.rawValue, title: title,
                 severity: tally.severity.name, count: tally.count,

@@ -170,3 +170,27 @@ import Testing
         #expect(checked > 10_000)
     }
 }
+
+/// The same capture gives the same output, byte for byte, run after run: nothing may depend on
+/// a dictionary's iteration order (Swift seeds its hashing per process). A synthetic gateway
+/// capture from the shared generator has the ties that used to flip (retries elsewhere counted
+/// equally, reasons counted equally).
+@Suite struct Determinism {
+    @Test func threeRunsGiveTheSameBytes() throws {
+        let generator = Locations.repositoryRoot.deletingLastPathComponent().appending(path: "shared/bench/gen_synth.py")
+        var captures = [Locations.capture("lab/mixed.any.pcap"), Locations.capture("lab/failover.any.pcap")]
+        let synthetic = FileManager.default.temporaryDirectory.appending(path: "capdiag-synth-\(UUID().uuidString).pcap")
+        defer { try? FileManager.default.removeItem(at: synthetic) }
+        if FileManager.default.fileExists(atPath: generator.path) {
+            let made = try Locations.run(
+                URL(fileURLWithPath: "/usr/bin/python3"), [generator.path, "-o", synthetic.path, "--size", "10M", "--seed", "3"])
+            #expect(made.status == 0, "\(made.stderr)")
+            captures.append(synthetic.path)
+        }
+        for capture in captures {
+            let outputs = try (0..<3).map { _ in try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", capture]).stdout }
+            #expect(!outputs[0].isEmpty)
+            #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0], "\(capture): the output changes from run to run")
+        }
+    }
+}
