@@ -48,6 +48,29 @@ extension Attempt {
         let base = Attempt(
             flow: facts.id, originator: facts.originator, responder: facts.responder, start: facts.syn ?? facts.first,
             answered: nil, end: facts.last.time, failedAt: facts.last.time, lastFrame: facts.last.frame)
+        // HTTP/2: one attempt per stream the gateway opened with a request.
+        let streams = facts.h2Streams.filter { $0.method != nil }
+        if !streams.isEmpty {
+            return streams.map { stream in
+                var attempt = base
+                attempt.start = stream.requestHeaders ?? stream.first
+                attempt.answered = stream.responseHeaders?.time
+                attempt.method = stream.method
+                attempt.target = stream.path
+                attempt.requestIDs = stream.requestIDs.map(\.value)
+                attempt.status = stream.status
+                attempt.end = (stream.serverEnded ?? stream.reset?.packet ?? stream.last).time
+                attempt.failedAt = attempt.end
+                attempt.lastFrame = stream.last.frame
+                if let finding = worstFor(Int(stream.id)) {
+                    attempt.code = finding.code
+                    attempt.severity = finding.severity
+                    attempt.summary = finding.summary
+                    attempt.failedAt = finding.time
+                }
+                return attempt
+            }
+        }
         let exchanges = (facts.exchanges ?? []).filter { $0.requestStart != nil }
         guard !exchanges.isEmpty else {
             // No request seen (none sent, or the capture lost it): the worst finding of the flow.

@@ -45,6 +45,30 @@ public struct CauseInfo: Sendable {
             CauseInfo(
                 family: .upstreamHealth, title: "upstream dropped fresh connections",
                 fix: "the upstream accepted connections and closed them before any request: check its connection limits and accept handling")
+        case "goaway_race":
+            CauseInfo(
+                family: .gatewayConfiguration, title: "HTTP/2 GOAWAY race (stream sent on a connection the upstream was closing)",
+                fix: "the upstream sent GOAWAY (max connection age, graceful shutdown) while the gateway opened new streams on that connection: such streams were not processed and are safe to retry; enable retries of refused or unprocessed streams on the gateway (Envoy `retry_on: refused-stream,reset`), and give the upstream's connection age a grace period (gRPC `max_connection_age_grace_ms`)")
+        case "stream_reset_by_upstream":
+            CauseInfo(
+                family: .upstreamHealth, title: "HTTP/2 stream reset by the upstream",
+                fix: "the upstream reset streams with RST_STREAM before finishing their responses: REFUSED_STREAM means it was at its stream limit or shutting down (safe to retry; check SETTINGS_MAX_CONCURRENT_STREAMS against the gateway's load); INTERNAL_ERROR or CANCEL point at the upstream's own errors: check its logs at these times")
+        case "upstream_closed_with_streams_open":
+            CauseInfo(
+                family: .upstreamHealth, title: "upstream closed the HTTP/2 connection with streams open",
+                fix: "the upstream closed or reset the connection under unfinished streams without GOAWAY first: a crash, a restart or a killed worker; check its logs and make it shut down gracefully (GOAWAY, then drain)")
+        case "grpc_unavailable":
+            CauseInfo(
+                family: .upstreamHealth, title: "gRPC UNAVAILABLE (status 14)",
+                fix: "the upstream (or a proxy on its side) answered UNAVAILABLE: overloaded, shutting down or unable to reach its own backends; gRPC clients retry it: check the upstream's health and logs at these times")
+        case "grpc_internal":
+            CauseInfo(
+                family: .application, title: "gRPC INTERNAL (status 13)",
+                fix: "the upstream application failed the call (INTERNAL): look at its own logs; the network and HTTP/2 are fine")
+        case "grpc_error":
+            CauseInfo(
+                family: .application, title: "gRPC error status",
+                fix: "the application answered the call with an error status: nothing on the wire failed")
         case "keepalive_race":
             CauseInfo(
                 family: .gatewayConfiguration, title: "keep-alive race (reused connection already closed by the upstream)",

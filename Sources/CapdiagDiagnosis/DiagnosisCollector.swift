@@ -119,6 +119,7 @@ public struct DiagnosisCollector: Sendable {
         if facts.synAck != nil || (facts.syn == nil && facts.resp.packets > 0) { server.answered += 1 }
         if facts.synAck != nil && facts.synRetransmitCount > 0 { server.slowHandshakes += 1 }
         server.lastSeen = max(server.lastSeen, facts.last.time)
+        server.requests += facts.h2Streams.filter { $0.method != nil }.count
         for exchange in facts.exchanges ?? [] where exchange.requestStart != nil {
             server.requests += 1
             if exchange.index > 0, exchange.firstResponseByte != nil, let idle = exchange.idleBefore {

@@ -49,6 +49,11 @@ public struct Diagnoser: Sendable {
         TLSProtocolMismatchRule(),
         TLSAlertRule(),
         TLSHandshakeStalledRule(),
+        HTTP2ProtocolErrorRule(),
+        HTTP2GoAwayRaceRule(),
+        HTTP2StreamResetRule(),
+        HTTP2ClosedWithStreamsOpenRule(),
+        GRPCStatusRule(),
         KeepAliveRaceRule(),
         ResponseHeaderTooLargeRule(),
         InvalidResponseRule(),
@@ -67,10 +72,19 @@ public struct Diagnoser: Sendable {
 
     public init(options: DiagnosisOptions = DiagnosisOptions()) { self.options = options }
 
+    /// Rules about HTTP/1 messages: they say nothing about an HTTP/2 connection (its streams
+    /// have rules of their own), whatever its bytes look like to them.
+    static let http1Only: Set<String> = [
+        KeepAliveRaceRule.id, UpstreamHungUpRule.id, ResponseStalledRule.id, ResponseCutShortRule.id, InvalidResponseRule.id,
+        ResponseHeaderTooLargeRule.id, ResponseTimeoutRule.id, UnansweredRequestRule.id, UpstreamErrorStatusRule.id,
+        IdleCloseRule.id,
+    ]
+
     public func diagnose(_ facts: FlowFacts) -> FlowDiagnosis {
         var diagnosis = FlowDiagnosis()
         var decidedExchanges = Set<Int>()
         for rule in Self.rules {
+            if facts.http2 && Self.http1Only.contains(rule.id) { continue }
             for finding in rule.evaluate(facts, options: options) {
                 if let exchange = finding.exchange, finding.dimension != .networkQuality {
                     guard decidedExchanges.insert(exchange).inserted else { continue }

@@ -62,7 +62,7 @@ public struct RunningTotals: Sendable {
         var server = Server()
         server.flows = 1
         let attempts = Attempt.from(facts, diagnosis)
-        server.requests = facts.exchanges?.filter { $0.requestStart != nil }.count ?? 0
+        server.requests = (facts.exchanges?.filter { $0.requestStart != nil }.count ?? 0) + facts.h2Streams.filter { $0.method != nil }.count
         server.clientFailures = attempts.filter { $0.method != nil && ClientOutcome($0) != nil }.count
         for finding in diagnosis.findings where finding.severity >= .medium { server.failures[finding.code, default: 0] += 1 }
         server.confirmed = !facts.rolesInferred || facts.exchanges?.isEmpty == false

@@ -113,6 +113,8 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     /// What the connection speaks, by content: `http`, `other` or `none` (no payload).
     public var application: String
     public var http: HTTPRecord?
+    /// HTTP/2 on a cleartext connection (streams, GOAWAYs, resets).
+    public var http2: HTTP2Record?
     public var tls: TLSRecord?
     /// DNS over TCP on this connection.
     public var dns: DNSRecord?
@@ -172,6 +174,7 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         anomalies = flow.anomalies.names
         application = session?.application.name ?? "none"
         http = HTTPRecord(session)
+        http2 = HTTP2Record(session)
         tls = TLSRecord(session)
         if let session, case .dns(let stream) = session.application { dns = DNSRecord(stream.tracker) }
         stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }

@@ -91,6 +91,7 @@ extension FlowRecord {
         o.add("handshake", handshake.jsonObject)
         o.add("history", history)
         o.add("http", http?.jsonObject)
+        o.add("http2", http2?.jsonObject)
         o.add("icmp_error", icmpError?.jsonObject)
         o.add("id", id)
         o.add("last_frame", lastFrame)

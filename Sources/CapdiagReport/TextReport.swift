@@ -116,6 +116,7 @@ public enum TextReport {
         }
         if !flow.anomalies.isEmpty { events.append(flow.anomalies.joined(separator: ",")) }
         if !events.isEmpty { text += "      " + events.joined(separator: "; ") + "\n" }
+        if let http2 = flow.http2 { text += "      \(safe(http2.summary))\n" }
         if let http = flow.http {
             for exchange in http.exchanges.prefix(exchangeLinesPerFlow) { text += "      " + line(exchange) + "\n" }
             if http.exchangeCount > exchangeLinesPerFlow {
