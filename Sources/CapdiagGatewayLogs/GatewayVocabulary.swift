@@ -130,9 +130,14 @@ public enum GatewayVocabulary {
             status: 502, ["upstream_closed_before_response", "keepalive_race"], .lab, scenarios: ["fin-without-answer"],
             note: "also seen for keep-alive races in the research lab"),
         GatewayPhrase(
+            .nginx, "upstream rejected request with error 2 while reading response header from upstream",
+            .messageContainsAll(["upstream rejected request with error", "while reading response header from upstream"]), status: 502,
+            ["stream_reset_by_upstream"], .lab, scenarios: ["grpc-reset"],
+            note: "HTTP/2 upstream (grpc_pass): the number is the RST_STREAM error code (2 INTERNAL_ERROR, 7 REFUSED_STREAM)"),
+        GatewayPhrase(
             .nginx, "upstream prematurely closed connection while reading upstream",
             .messageContainsAll(["upstream prematurely closed connection", "while reading upstream"]), status: nil,
-            ["response_cut_short"], .lab, scenarios: ["cut-fin", "snaplen96-cut-fin"],
+            ["response_cut_short", "upstream_closed_with_streams_open"], .lab, scenarios: ["cut-fin", "snaplen96-cut-fin", "grpc-killed-midstream"],
             note: "FIN mid-body; the status was already sent"),
         GatewayPhrase(
             .nginx, "readv() failed (104: Connection reset by peer) while reading upstream",

@@ -109,6 +109,19 @@ import Testing
                     let recorded = try GatewayLogsLabel.load(scenario)
                     words += recorded.failures.flatMap(\.gatewayWords)
                 }
+                // The HTTP/2 lab (Captures/lab/http2): the raw nginx lines, read by the parser.
+                let http2Label = Locations.captures.appending(path: "lab/http2/\(scenario).json")
+                if let data = try? Data(contentsOf: http2Label),
+                    let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+                {
+                    for (number, line) in (object["gateway_log"] as? [String] ?? []).enumerated() {
+                        if case .entry(let entry) = GatewayLogParser.parse(line: line, file: http2Label.path, lineNumber: number + 1),
+                            let said = entry.gatewayWords
+                        {
+                            words.append(said)
+                        }
+                    }
+                }
                 #expect(!words.isEmpty, "no lab scenario \(scenario)")
                 #expect(
                     words.contains { GatewayVocabulary.matches(gateway: phrase.gateway, words: $0).contains(phrase) },
