@@ -170,7 +170,12 @@ public struct DiagnosisCollector: Sendable {
     // MARK: - Conclusions
 
     public func conclude(dns: DNSTracker? = nil) -> Conclusions {
-        let byTime = (notableAttempts + recentAttempts).sorted { $0.start.time < $1.start.time }
+        // One copy of the attempts, sorted in place, then split in two and let go: the end of a
+        // long capture held four copies here (the concatenation, the sorted one, two filters),
+        // the peak of its memory.
+        var byTime = notableAttempts
+        byTime.append(contentsOf: recentAttempts)
+        byTime.sort { $0.start.time < $1.start.time }
         let listeners = findListeners(byTime)
         var conclusions = Conclusions(
             thresholds: ThresholdsRecord(
@@ -181,8 +186,16 @@ public struct DiagnosisCollector: Sendable {
         conclusions.gateways = listeners.sorted { $0.key < $1.key }.map { endpoint, how in
             GatewayRecord(listener: endpoint.description, how: how, clientRequests: servers[endpoint]?.requests ?? 0)
         }
-        let upstreamAttempts = byTime.filter { listeners[$0.responder] == nil }
-        let clientAttempts = byTime.filter { listeners[$0.responder] != nil }
+        var upstreamAttempts: [Attempt] = []
+        var clientAttempts: [Attempt] = []
+        if listeners.isEmpty {
+            swap(&upstreamAttempts, &byTime)
+        } else {
+            for attempt in byTime {
+                if listeners[attempt.responder] == nil { upstreamAttempts.append(attempt) } else { clientAttempts.append(attempt) }
+            }
+            byTime = []
+        }
         let join = linkClientFailures(clientAttempts, upstreamAttempts)
         let connectWaits = join.connectWaits
         conclusions.clientFailures = join.failures
@@ -238,16 +251,19 @@ public struct DiagnosisCollector: Sendable {
             var nested = false
             var next = index + 1
             while next < byTime.count, byTime[next].start.time <= until {
-                let inner = byTime[next]
+                // Fields read in place: binding the whole attempt copied its strings for every
+                // overlapping pair (the listener search's main cost with many open requests).
+                let position = next
                 next += 1
                 // Roles come from timing and nesting, not from addresses: client, gateway and
                 // upstream may all be 127.0.0.1. The inner attempt is another connection, to
                 // another server, begun and decided while the outer request waited (a gateway
                 // answers its client after its upstream attempt); the reverse nesting (a client
                 // request arriving while an upstream attempt waits) ends after it and does not count.
-                guard inner.responder != outer.responder, inner.originator != outer.responder, inner.flow != outer.flow,
-                    inner.originator != outer.originator
+                guard byTime[position].responder != outer.responder, byTime[position].originator != outer.responder,
+                    byTime[position].flow != outer.flow, byTime[position].originator != outer.originator
                 else { continue }
+                let inner = byTime[position]
                 // A gateway may answer its client a moment before it closes the upstream side.
                 let innerDone = inner.answered ?? (inner.failed ? inner.failedAt : inner.end)
                 guard innerDone <= until + Self.nestingSlack else { continue }

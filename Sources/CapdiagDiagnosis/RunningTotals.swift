@@ -61,9 +61,14 @@ public struct RunningTotals: Sendable {
     public mutating func add(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis) {
         var server = Server()
         server.flows = 1
-        let attempts = Attempt.from(facts, diagnosis)
+        // Counted from the exchanges themselves: building the attempts again (their strings)
+        // for every flow cost more than the rest of the counting.
+        if !diagnosis.isHealthy || facts.exchanges?.contains(where: { ($0.status ?? 0) >= 500 || $0.firstResponseByte == nil }) == true
+            || !facts.h2Streams.isEmpty
+        {
+            server.clientFailures = Attempt.from(facts, diagnosis).filter { $0.method != nil && ClientOutcome($0) != nil }.count
+        }
         server.requests = (facts.exchanges?.filter { $0.requestStart != nil }.count ?? 0) + facts.h2Streams.filter { $0.method != nil }.count
-        server.clientFailures = attempts.filter { $0.method != nil && ClientOutcome($0) != nil }.count
         for finding in diagnosis.findings where finding.severity >= .medium { server.failures[finding.code, default: 0] += 1 }
         server.confirmed = !facts.rolesInferred || facts.exchanges?.isEmpty == false
         if servers[facts.responder] != nil || servers.count < Self.maximumServers {
