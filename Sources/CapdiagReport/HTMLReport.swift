@@ -75,6 +75,7 @@ public enum HTMLReport {
                 out += finding.proxyStatus.map { ", Proxy-Status <code>\(h($0))</code>" } ?? ""
                 out += "): \(h(finding.summary))</li>\n"
             }
+            if let http2 = flow.http2 { out += "<li>\(h(http2.summary))</li>\n" }
             if let file = report.exports[flow.id] { out += "<li>Packets: <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n" }
             out += logLinesOfFlow(report, flow.id)
             out += "<li>tshark: <code>\(h(report.displayFilter(flow)))</code></li>\n</ul>\n"

@@ -218,6 +218,7 @@ public enum MarkdownReport {
                 out += "- Scores: reset \(scores.reset), handshake \(scores.handshake), timeout \(scores.timeout), "
                 out += "invalid response \(scores.invalidResponse), network quality \(scores.networkQuality)\n"
             }
+            if let http2 = flow.http2 { out += "- \(md(http2.summary))\n" }
             if let file = report.exports[flow.id] { out += "- Packets: [\(md(file))](\(linkTarget(file)))\n" }
             out += logLinesOfFlow(report, flow.id)
             out += "- tshark: `\(Markup.codeBlock(report.displayFilter(flow)))`\n\n"

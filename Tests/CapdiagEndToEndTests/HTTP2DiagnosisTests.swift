@@ -75,4 +75,12 @@ import Testing
             #expect(attempts.contains { $0["code"] as? String == "stream_reset_by_upstream" }, "\(failure)")
         }
     }
+
+    /// The ticket report names the HTTP/2 cause and shows each flow's streams.
+    @Test func theReportShowsStreamsAndTheCause() throws {
+        let run = try Locations.run(
+            Locations.capdiagExecutable, ["-q", "-r", Self.directory.appending(path: "grpc-unavailable.pcap").path, "--report", "-"])
+        #expect(run.stdout.contains("`grpc_unavailable`"), "\(run.stdout.prefix(600))")
+        #expect(run.stdout.contains("grpc-status 0 ×") && run.stdout.contains("14 ×"))
+    }
 }
