@@ -33,6 +33,7 @@ public enum ZeekRecord {
     /// The `uid` and `id.*` fields every record of a flow starts with.
     struct Identity {
         var uid: String
+        var communityID: String
         var fields: ZeekLine
     }
 
@@ -42,7 +43,8 @@ public enum ZeekRecord {
         fields.add("id.orig_p", Int(flow.originator.port))
         fields.add("id.resp_h", flow.responder.address.description)
         fields.add("id.resp_p", Int(flow.responder.port))
-        return Identity(uid: uid(flow), fields: fields)
+        let communityID = CommunityID.tcp(flow.originator, flow.responder)
+        return Identity(uid: uid(flow, communityID: communityID), communityID: communityID, fields: fields)
     }
 
     // MARK: - conn.log
@@ -72,7 +74,7 @@ public enum ZeekRecord {
         line.add("resp_ip_bytes", flow.resp.bytes)
         line.add("ip_proto", 6)
         // policy/protocols/conn/community-id-logging.zeek appends it.
-        line.add("community_id", CommunityID.tcp(flow.originator, flow.responder))
+        line.add("community_id", id.communityID)
         return line.text
     }
 
@@ -192,8 +194,8 @@ public enum ZeekRecord {
 
     /// A connection `uid` in Zeek's form (`C` and base62), derived from the flow so the same
     /// capture always gives the same uids (Zeek draws them at random).
-    static func uid(_ flow: TCPFlow) -> String {
-        let key = Array("\(CommunityID.tcp(flow.originator, flow.responder))|\(flow.first.time.nanoseconds)|\(flow.id)".utf8)
+    static func uid(_ flow: TCPFlow, communityID: String) -> String {
+        let key = Array("\(communityID)|\(flow.first.time.nanoseconds)|\(flow.id)".utf8)
         func fnv1a(_ basis: UInt64) -> UInt64 {
             var hash = basis
             for byte in key {
