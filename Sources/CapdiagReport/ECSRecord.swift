@@ -13,8 +13,7 @@ import CapdiagWire
 /// hold what ECS defines; everything else of capdiag's sits under `capdiag.*`. Times are
 /// ISO 8601 strings, every number is an integer (docs/json-schema.md, section ECS).
 public enum ECSRecord {
-    /// The ECS release the events conform to (the release Elastic's own integrations currently
-    /// declare). Every ECS field written exists, with the JSON kind of the vendored reference,
+    /// The ECS release the events declare. Every ECS field written exists, with the JSON kind of the vendored reference,
     /// since ECS 1.9 at the latest (`http.request.id`); the rest since ECS 1.2.
     public static let ecsVersion = "8.11.0"
 
@@ -92,7 +91,7 @@ public enum ECSRecord {
         for finding in findings {
             guard let index = finding.exchange else { continue }
             let rank = severityNumber(finding.severity)
-            if best == nil || rank > best!.rank { best = (rank, index) }
+            if rank > best?.rank ?? -1 { best = (rank, index) }
         }
         if let best, let exchange = http.exchanges.first(where: { $0.index == best.index }) { return exchange }
         return http.exchanges.first

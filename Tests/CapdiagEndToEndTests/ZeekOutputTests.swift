@@ -117,6 +117,7 @@ import Testing
     @Test(arguments: [
         "lo-http-keepalive.pcap", "lo-refused.pcap", "lo-http-cut-rst.pcap", "lo-http-pipelining.pcap", "lo-http-chunked.pcap",
         "ns-syn-retransmits.pcap", "lab/keepalive-race.any.pcap", "lab/cut-rst.any.pcap", "lab/refused.any.pcap",
+        "lo-tls-unknown-ca.pcap", "lo-dns-then-refused.pcap",
     ])
     func connLogMatchesTsharkAndCapdiag(capture: String) throws {
         let path = Locations.capture(capture)
@@ -137,7 +138,7 @@ import Testing
             #expect(conn["id.orig_h"] == flow[path: "originator.address"])
             #expect(conn["id.resp_p"] == flow[path: "responder.port"])
             #expect(conn["proto"]?.string == "tcp")
-            #expect(conn["service"]?.string == (flow["application"]?.string == "http" ? "http" : flow["application"]?.string == "tls" ? "ssl" : nil))
+            #expect(conn["service"]?.string == ["http": "http", "tls": "ssl", "dns": "dns"][flow["application"]?.string ?? ""])
             let orig = "\(conn["id.orig_h"]?.string ?? "")|\(conn["id.orig_p"]?.integer ?? 0)"
             let resp = "\(conn["id.resp_h"]?.string ?? "")|\(conn["id.resp_p"]?.integer ?? 0)"
             let ts = try #require(conn["ts"]?.double)
