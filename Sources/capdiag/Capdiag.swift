@@ -19,7 +19,7 @@ import Synchronization
 
 /// Report formats (`-T`, as in tshark).
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json, jsonl
+    case text, json, jsonl, ecs, zeek
 }
 
 @main
@@ -132,7 +132,7 @@ struct Capdiag: ParsableCommand {
         help: ArgumentHelp("Stop after reading this many packets.", valueName: "n"))
     var count: Int?
 
-    @Option(name: [.customShort("T"), .customLong("format")], help: "Output format: text, json (one document) or jsonl (one flow per line, as flows end).")
+    @Option(name: [.customShort("T"), .customLong("format")], help: "Output format: text, json (one document), jsonl (one flow per line, as flows end), ecs (Elastic Common Schema events) or zeek (Zeek conn/http/notice JSON records tagged by _path).")
     var format: OutputFormat = .text
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Time without packets after which a flow ends (default 300s).", valueName: "time"), transform: TimeSpan.parse)
@@ -332,6 +332,9 @@ struct Capdiag: ParsableCommand {
         if interval != nil && format == .json {
             throw ValidationError("--interval would break the single JSON document of -T json: use -T jsonl, where intervals are records")
         }
+        if interval != nil && (format == .ecs || format == .zeek) {
+            throw ValidationError("--interval would put rolling summary lines among the -T \(format.rawValue) records: use --jsonl-file FILE for interval records")
+        }
         if let count, count <= 0 { throw ValidationError("-c needs a positive packet count") }
         if filter != nil && expression.count > trailingFiles.count {
             throw ValidationError("give the filter either with -f or as trailing words, not both")
@@ -422,6 +425,8 @@ struct Capdiag: ParsableCommand {
         case .text: session.attach(TextReportSink(output: output))
         case .json: session.attach(JSONDocumentSink(output: output))
         case .jsonl: session.attach(JSONLinesSink(output: output))
+        case .ecs: session.attach(ECSSink(output: output))
+        case .zeek: session.attach(ZeekSink(output: output))
         }
 
         let stopped = try interface.map {
