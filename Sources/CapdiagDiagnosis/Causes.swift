@@ -57,6 +57,10 @@ public struct CauseInfo: Sendable {
             CauseInfo(
                 family: .upstreamHealth, title: "upstream closed the HTTP/2 connection with streams open",
                 fix: "the upstream closed or reset the connection under unfinished streams without GOAWAY first: a crash, a restart or a killed worker; check its logs and make it shut down gracefully (GOAWAY, then drain)")
+        case "http2_flow_control_stall":
+            CauseInfo(
+                family: .upstreamHealth, title: "HTTP/2 flow control stalled",
+                fix: "a flow-control window reached zero and was never opened again: the receiving side stopped reading (a stuck worker, a full buffer); check that side's load and its initial window settings (SETTINGS_INITIAL_WINDOW_SIZE, nginx http2_recv_buffer_size / grpc_buffer_size)")
         case "grpc_unavailable":
             CauseInfo(
                 family: .upstreamHealth, title: "gRPC UNAVAILABLE (status 14)",

@@ -115,13 +115,16 @@ public struct DiagnosisCollector: Sendable {
     private static func count(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis, attempts: Int, into server: inout ServerTally) {
         server.flows += 1
         server.attempts += attempts
-        if !facts.rolesInferred || facts.exchanges?.isEmpty == false { server.confirmed = true }
+        if !facts.rolesInferred || facts.exchanges?.isEmpty == false || facts.h2 != nil { server.confirmed = true }
         if facts.synAck != nil || (facts.syn == nil && facts.resp.packets > 0) { server.answered += 1 }
         if facts.synAck != nil && facts.synRetransmitCount > 0 { server.slowHandshakes += 1 }
         server.lastSeen = max(server.lastSeen, facts.last.time)
-        server.requests += facts.h2Streams.filter { $0.method != nil }.count
+        // Every request on the connection counts, kept in detail or not (a connection keeps 32
+        // healthy HTTP/1 exchanges and 64 unremarkable HTTP/2 streams).
+        let requests = facts.requestCount
+        server.requests += requests
+        server.attempts += max(0, requests - attempts)
         for exchange in facts.exchanges ?? [] where exchange.requestStart != nil {
-            server.requests += 1
             if exchange.index > 0, exchange.firstResponseByte != nil, let idle = exchange.idleBefore {
                 server.longestAnsweredReuse = max(server.longestAnsweredReuse ?? idle, idle)
             }
@@ -454,6 +457,10 @@ public struct DiagnosisCollector: Sendable {
         }
         for listener in listeners.keys where impact[listener] == nil {
             impact[listener] = ClientImpact(listener: listener.description)
+        }
+        // The requests kept in detail are a sample on busy connections: the count is every one.
+        for listener in listeners.keys {
+            if let all = servers[listener]?.requests, let counted = impact[listener]?.requests, all > counted { impact[listener]?.requests = all }
         }
         if impact.isEmpty && !upstream.isEmpty {
             var entry = ClientImpact(listener: nil)

@@ -54,6 +54,7 @@ public struct Diagnoser: Sendable {
         HTTP2StreamResetRule(),
         HTTP2ClosedWithStreamsOpenRule(),
         GRPCStatusRule(),
+        HTTP2FlowControlStallRule(),
         KeepAliveRaceRule(),
         ResponseHeaderTooLargeRule(),
         InvalidResponseRule(),

@@ -129,6 +129,14 @@ public struct FlowFacts: Sendable {
         if self.tls?.alpn == "h2" { http2 = true }
     }
 
+    /// Requests on the connection, all of them (HTTP/1 exchanges or HTTP/2 streams), not only
+    /// those kept in detail.
+    public var requestCount: Int {
+        if let h2 { return h2.requestCount }
+        let kept = exchanges?.filter { $0.requestStart != nil }.count ?? 0
+        return max(kept, exchangeCount)
+    }
+
     /// The time the responder's first FIN or RST closed its side, whichever came first.
     public var responderClose: (mark: ControlMark, byRST: Bool)? {
         switch (resp.firstFIN, resp.firstRST) {

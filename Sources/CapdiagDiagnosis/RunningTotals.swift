@@ -68,9 +68,9 @@ public struct RunningTotals: Sendable {
         {
             server.clientFailures = Attempt.from(facts, diagnosis).filter { $0.method != nil && ClientOutcome($0) != nil }.count
         }
-        server.requests = (facts.exchanges?.filter { $0.requestStart != nil }.count ?? 0) + facts.h2Streams.filter { $0.method != nil }.count
+        server.requests = facts.requestCount
         for finding in diagnosis.findings where finding.severity >= .medium { server.failures[finding.code, default: 0] += 1 }
-        server.confirmed = !facts.rolesInferred || facts.exchanges?.isEmpty == false
+        server.confirmed = !facts.rolesInferred || facts.exchanges?.isEmpty == false || facts.h2 != nil
         if servers[facts.responder] != nil || servers.count < Self.maximumServers {
             servers[facts.responder, default: Server()].absorb(server)
         } else {

@@ -49,10 +49,11 @@ final class ApplicationState: @unchecked Sendable {
     }
 
     var application: Application {
+        // An HTTP/1.1 connection upgraded to h2c is an HTTP/2 connection from then on.
+        if let http2 { return .http2(http2) }
         if let http { return .http(http) }
         if let tls { return .tls(tls) }
         if let dns { return .dns(dns) }
-        if let http2 { return .http2(http2) }
         if let other { return .other(other) }
         return .undecided
     }
@@ -248,15 +249,38 @@ struct ApplicationSink: StreamSink {
 
     mutating func data(_ bytes: RawSpan, packet: PacketRef) {
         guard let state else { return }
-        if state.http != nil {
-            state.http?.received(bytes, from: side, packet: packet)
-        } else if state.http2 != nil {
+        if state.http2 != nil {
             state.http2?.received(bytes, from: side, packet: packet)
+        } else if let before = state.http?.tunnelledBytes {
+            state.http?.received(bytes, from: side, packet: packet)
+            if let http = state.http, http.tunnelled { Self.switchToHTTP2IfUpgraded(state, http, bytes, side: side, before: before, packet: packet) }
         } else if state.tls != nil {
             state.tls?.received(bytes, from: side, packet: packet)
         } else if state.dns != nil {
             state.dns?.received(bytes, from: side, packet: packet)
         }
+    }
+
+    /// After `101 Switching Protocols` the HTTP/1 parser only counts tunnel bytes. When the
+    /// first of them are HTTP/2 — the client's connection preface, or the server's SETTINGS
+    /// frame that an h2c server sends at once (RFC 9113 §3.2) — the connection continues as
+    /// HTTP/2 from that byte on, with the upgrade request as stream 1.
+    static func switchToHTTP2IfUpgraded(
+        _ state: ApplicationState, _ http: HTTPConnection, _ bytes: RawSpan, side: StreamSide, before: (client: Int64, server: Int64),
+        packet: PacketRef
+    ) {
+        let after = http.tunnelledBytes
+        let fresh = side == .client ? after.client - before.client : after.server - before.server
+        // Only at the very first tunnel bytes of this side, all of them in this chunk.
+        let previous = side == .client ? before.client : before.server
+        guard previous == 0, fresh > 0, fresh <= Int64(bytes.byteCount),
+            let upgrade = http.exchanges.last(where: { $0.status == 101 })
+        else { return }
+        let tunnel = bytes.extracting((bytes.byteCount - Int(fresh))..<bytes.byteCount)
+        guard case .http2 = ProtocolSession.detect(tunnel, from: side) else { return }
+        var connection = HTTP2Connection(upgradedFrom: upgrade, redact: http.redact)
+        connection.received(tunnel, from: side, packet: packet)
+        state.http2 = connection
     }
 
     mutating func gap(_ length: Int64, packet: PacketRef) {

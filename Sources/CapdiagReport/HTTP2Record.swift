@@ -35,6 +35,8 @@ public struct HTTP2Record: Codable, Sendable, Equatable {
     public static let streamsListed = 20
 
     public var requests: Int
+    /// HTTP/1.1 upgraded to h2c: stream 1 is the upgrade request (counted in `requests`).
+    public var upgraded: Bool
     public var statuses: [String: Int]
     public var grpcStatuses: [String: Int]
     public var goAways: [GoAway]
@@ -45,6 +47,7 @@ public struct HTTP2Record: Codable, Sendable, Equatable {
     init?(_ session: ProtocolSession?) {
         guard case .http2(let h2) = session?.application else { return nil }
         requests = h2.requestCount
+        upgraded = h2.upgraded
         statuses = Dictionary(uniqueKeysWithValues: h2.statusCounts.map { (String($0.key), $0.value) })
         grpcStatuses = Dictionary(uniqueKeysWithValues: h2.grpcStatusCounts.map { (String($0.key), $0.value) })
         goAways = h2.goAways.map {
@@ -67,7 +70,7 @@ public struct HTTP2Record: Codable, Sendable, Equatable {
 
     /// One line for the text output: "HTTP/2: 12 requests, 200 ×8, 502 ×4; grpc-status 0 ×8; …".
     public var summary: String {
-        var parts = ["HTTP/2: \(counted(requests, "request"))"]
+        var parts = ["HTTP/2\(upgraded ? " (upgraded from HTTP/1.1, h2c)" : ""): \(counted(requests, "request"))"]
         if !statuses.isEmpty { parts.append(statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")) }
         if !grpcStatuses.isEmpty {
             parts.append("grpc-status " + grpcStatuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
@@ -120,6 +123,7 @@ extension HTTP2Record {
             return s
         })
         o.add("streams_not_listed", streamsNotListed)
+        o.add("upgraded", upgraded)
         return o
     }
 }

@@ -130,8 +130,9 @@ import Testing
         let prior = try analyze([Locations.capture("lo-h2c-prior-knowledge.pcap")]).flows
         #expect(prior.count == 2 && prior.allSatisfy { $0.application == "http2" })
         let upgrade = try analyze([Locations.capture("lo-h2c-upgrade.pcap")]).flows
-        #expect(upgrade.first?.http?.tunnelCarries == "http2")
-        #expect(upgrade.first?.http?.exchanges.first?.status == 101)
+        // Upgraded to h2c after the 101: parsed as HTTP/2 from there, the upgrade request as stream 1.
+        #expect(upgrade.first?.application == "http2" && upgrade.first?.http2?.upgraded == true)
+        #expect(upgrade.first?.http2?.requests == 2 && upgrade.first?.http2?.statuses == ["200": 2])
         let tls = try analyze([Locations.capture("lo-h2-tls.pcap")]).flows
         #expect(tls.first?.tls?.alpn == "h2")
         for flows in [prior, upgrade, tls] {

@@ -140,3 +140,35 @@ struct HTTP2ProtocolErrorRule: DiagnosisRule {
         return [failure]
     }
 }
+
+/// A flow-control window reached zero and was never opened again while a stream still waited:
+/// the side that may not send is stuck behind a receiver that stopped reading (RFC 9113 §5.2).
+/// Which side matters: the upstream unable to send its response (the gateway stopped reading)
+/// or the gateway unable to send its request body (the upstream stopped reading).
+struct HTTP2FlowControlStallRule: DiagnosisRule {
+    static let id = "http2_flow_control_stall"
+
+    func evaluate(_ facts: FlowFacts, options: DiagnosisOptions) -> [Finding] {
+        guard let h2 = facts.h2 else { return [] }
+        var findings: [Finding] = []
+        for stall in h2.stalls where stall.reopened == nil {
+            // Only when something was left waiting: a stream of the gateway's without its end.
+            let waiting = facts.h2Streams.filter { stream in
+                (stall.streamID == 0 || stream.id == stall.streamID) && stream.serverEnded == nil && stream.reset == nil
+            }
+            guard let stream = waiting.first else { continue }
+            let upstreamBlocked = stall.side == .server
+            let window = stall.streamID == 0 ? "the connection's" : "stream \(stall.streamID)'s"
+            var stalled = finding(
+                "http2_flow_control_stall", proxyStatus: upstreamBlocked ? nil : "http_request_error", .medium, .timeout, score: 50,
+                at: stall.at.time,
+                upstreamBlocked
+                    ? "\(window) flow-control window for \(facts.responder)'s data reached zero and the gateway never opened it again: the response to stream \(stream.id) could not be sent (the gateway stopped reading)"
+                    : "\(window) flow-control window for the gateway's data reached zero and \(facts.responder) never opened it again: the request body of stream \(stream.id) could not be sent (the upstream stopped reading)",
+                evidence: [Evidence(stall.at, upstreamBlocked ? .responder : .originator, "window at zero", flowStart: facts.first.time)])
+            stalled = stalled.about(stream)
+            findings.append(stalled)
+        }
+        return findings
+    }
+}
