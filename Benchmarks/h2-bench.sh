@@ -8,7 +8,7 @@
 #    h2m1.pcap (unless H2M1=0): as h2.pcap but -m 1, one stream at a time per connection, so
 #              requests and responses travel in packets as in h1.pcap;
 #    the same REQUESTS round-robin over the same four files (200 B, 1 KiB, 4 KiB, 16 KiB);
-# 3. builds the bare libpcap loop (/work/shared/bench/bare_pcap.c) and capdiag (release, from a
+# 3. builds the bare libpcap loop (../shared/bench/bare_pcap.c beside the repository) and capdiag (release, from a
 #    clean clone of this repository unless CAPDIAG is given), then alternates, PAIRS rounds per
 #    capture: bare loop, `capdiag -q -r` (text), `capdiag -q -T jsonl -r`;
 # 4. checks the HTTP/2 analysis: the flows' http2.requests sum against h2load's "done" count.
@@ -18,7 +18,7 @@
 # there, 2 in h1.pcap; so read ns/pkt beside ns/req and MB/s.
 # Environment: WORK (/tmp/h2bench), REQUESTS (requests per capture, 45000: ~250 MB each), PAIRS (3),
 #   H2_PORT (18480), H1_PORT (18481), CAPDIAG (a capdiag binary; default: build one),
-#   BARE_SRC (/work/shared/bench/bare_pcap.c), RECAPTURE=1 (record even if the captures exist),
+#   BARE_SRC (../shared/bench/bare_pcap.c beside the repository), RECAPTURE=1 (record even if the captures exist),
 #   LOAD_TIMEOUT (seconds per h2load run, 300), TSHARK_PACKETS (0; N>0: also count client
 #   HEADERS frames with tshark on the first N packets and compare with capdiag on the same cut).
 # Network: loopback only (127.0.0.1); every load is bounded by -n and `timeout`; only the
@@ -31,7 +31,7 @@ PAIRS=${PAIRS:-3}
 H2_PORT=${H2_PORT:-18480}
 H1_PORT=${H1_PORT:-18481}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-300}
-BARE_SRC=${BARE_SRC:-/work/shared/bench/bare_pcap.c}
+BARE_SRC=${BARE_SRC:-$repo/../shared/bench/bare_pcap.c}
 TSHARK_PACKETS=${TSHARK_PACKETS:-0}
 H2M1=${H2M1:-1}
 captures="h2 h1"; [ "$H2M1" = 1 ] && captures="h2 h2m1 h1"
