@@ -339,7 +339,8 @@ public struct DiagnosisCollector: Sendable {
         }
         for client in clientAttempts {
             let failedStatus = client.status.map { (502...504).contains($0) } ?? false
-            guard failedStatus || (client.status == nil && client.method != nil) else { continue }
+            let failedStream = ClientOutcome.streamFailures[client.code ?? ""] != nil
+            guard failedStatus || failedStream || (client.status == nil && client.method != nil) else { continue }
             var candidates: [(index: Int, rule: String)] = []
             for index in window(client) where !used.contains(index) {
                 let attempt = upstream[index]
@@ -375,8 +376,19 @@ public struct DiagnosisCollector: Sendable {
                 chosen = chain.last.map { ($0, "time_window") }
                 earlier = Array(chain.dropLast())
             } else {
-                chosen = sameRule.last
-                earlier = Array(sameRule.dropLast().map(\.index))
+                // Concurrent calls share a method and target (gRPC): for a failed stream, the
+                // failed attempt begun nearest its request (the gateway forwards at once).
+                let failedSame = sameRule.filter { upstream[$0.index].failed }
+                if failedStream && !failedSame.isEmpty {
+                    chosen = failedSame.min {
+                        abs(upstream[$0.index].start.time.nanoseconds - client.start.time.nanoseconds)
+                            < abs(upstream[$1.index].start.time.nanoseconds - client.start.time.nanoseconds)
+                    }
+                    earlier = []
+                } else {
+                    chosen = sameRule.last
+                    earlier = Array(sameRule.dropLast().map(\.index))
+                }
             }
             if let chosen { used.insert(chosen.index) }
             for index in earlier { used.insert(index) }
@@ -395,7 +407,9 @@ public struct DiagnosisCollector: Sendable {
                 join.connectWaits[decisive.upstream, default: []].append(answered - client.start.time)
             }
             let request = [client.method, client.target].compactMap { $0 }.joined(separator: " ")
-            let answer = client.status.map { "the \($0)" } ?? "the unanswered request"
+            let answer = failedStream && !failedStatus
+                ? "the \(ClientOutcome.streamFailures[client.code ?? ""] ?? "failed stream")"
+                : client.status.map { "the \($0)" } ?? "the unanswered request"
             let explanation: String
             if let cause = linked.last {
                 let what = cause.summary ?? (cause.status.map { "the upstream answered \($0)" } ?? "the upstream attempt")
@@ -413,7 +427,9 @@ public struct DiagnosisCollector: Sendable {
         }
         // Failed attempts no client failure claimed, for a request whose client got an answer:
         // the gateway retried, and the client never saw the failure.
-        for client in clientAttempts where client.status.map({ !(500...599).contains($0) }) ?? false {
+        for client in clientAttempts where client.status.map({ !(500...599).contains($0) }) ?? false
+            && ClientOutcome.streamFailures[client.code ?? ""] == nil
+        {
             // The attempts of this request: matched by ID or request, or (when the capture lost
             // the request or it never went out) without a request inside its wait.
             let indices = Array(window(client)).filter { index in
@@ -451,6 +467,9 @@ public struct DiagnosisCollector: Sendable {
             case .invalid:
                 entry.failed += 1
                 entry.invalid += 1
+            case .stream(let what):
+                entry.failed += 1
+                entry.statuses[what, default: 0] += 1
             case nil: break
             }
             impact[attempt.responder] = entry

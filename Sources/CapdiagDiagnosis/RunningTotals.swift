@@ -8,10 +8,22 @@ enum ClientOutcome: Equatable {
     case unanswered
     case cut
     case invalid
+    /// An HTTP/2 stream that failed though its status may say 200: a gRPC error status, a
+    /// reset or cut stream (the key names it, e.g. "grpc-status 14").
+    case stream(String)
+
+    /// What a failed HTTP/2 stream is called, by its verdict code.
+    static let streamFailures: [String: String] = [
+        "grpc_unavailable": "gRPC status 14 UNAVAILABLE", "grpc_internal": "gRPC status 13 INTERNAL",
+        "stream_reset_by_upstream": "reset stream", "upstream_closed_with_streams_open": "stream cut by a closed connection",
+        "goaway_race": "stream refused by GOAWAY",
+    ]
 
     init?(_ attempt: Attempt) {
         if let status = attempt.status, (502...504).contains(status) {
             self = .status(status)
+        } else if let what = Self.streamFailures[attempt.code ?? ""] {
+            self = .stream(what)
         } else if attempt.status == nil && attempt.answered == nil {
             self = .unanswered
         } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {

@@ -64,17 +64,25 @@ import Testing
         }
     }
 
-    /// A gateway's 502 to its HTTP/2 client is joined to the upstream stream behind it.
-    @Test func theClientsFailureIsJoinedToTheUpstreamStream() throws {
-        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", Self.directory.appending(path: "grpc-reset.pcap").path])
+    /// What the gateway's HTTP/2 client saw — a 502, a gRPC UNAVAILABLE in trailers, a stream
+    /// reset under it — is joined to the upstream stream behind it.
+    @Test(arguments: [
+        ("grpc-reset.pcap", 4, "stream_reset_by_upstream"), ("grpc-unavailable.pcap", 10, "grpc_unavailable"),
+        ("grpc-killed-midstream.pcap", 3, "upstream_closed_with_streams_open"),
+    ])
+    func theClientsFailureIsJoinedToTheUpstreamStream(capture: String, count: Int, code: String) throws {
+        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", Self.directory.appending(path: capture).path])
         let last = try #require(run.stdout.split(separator: "\n").last)
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
-        let failures = ((summary["diagnosis"] as? [String: Any])?["client_failures"] as? [[String: Any]]) ?? []
-        #expect(failures.count == 4, "\(failures.count)")
+        let diagnosis = summary["diagnosis"] as? [String: Any]
+        let failures = (diagnosis?["client_failures"] as? [[String: Any]]) ?? []
+        #expect(failures.count == count, "\(capture): \(failures.count)")
         for failure in failures {
             let attempts = failure["upstream_attempts"] as? [[String: Any]] ?? []
-            #expect(attempts.contains { $0["code"] as? String == "stream_reset_by_upstream" }, "\(failure)")
+            #expect(attempts.contains { $0["code"] as? String == code }, "\(capture): \(failure)")
         }
+        let impact = (diagnosis?["client_impact"] as? [[String: Any]])?.first
+        #expect(impact?["failed"] as? Int == count, "\(capture): \(String(describing: impact))")
     }
 
     /// The ticket report names the HTTP/2 cause and shows each flow's streams.
