@@ -273,10 +273,10 @@ public enum GatewayVocabulary {
                 + "(%UPSTREAM_TRANSPORT_FAILURE_REASON% tells which)"),
         GatewayPhrase(
             .envoy, "UC", .responseFlag("UC"), status: 503,
-            ["upstream_closed_before_response", "upstream_reset_after_request", "keepalive_race"], .documentation,
-            note: "HTTP/1: FIN or RST with the request in flight (envoy#14981)"),
+            ["upstream_closed_before_response", "upstream_reset_after_request", "keepalive_race", "upstream_closed_with_streams_open", "goaway_race"],
+            .documentation, note: "HTTP/1: FIN or RST with the request in flight (envoy#14981); HTTP/2: the connection closed under open streams"),
         GatewayPhrase(
-            .envoy, "UR", .responseFlag("UR"), status: 503, ["upstream_reset_after_request"], .documentation,
+            .envoy, "UR", .responseFlag("UR"), status: 503, ["upstream_reset_after_request", "stream_reset_by_upstream"], .documentation,
             note: "upstream remote reset (HTTP/2 RST_STREAM)"),
         GatewayPhrase(.envoy, "UT", .responseFlag("UT"), status: 504, ["response_timeout"], .documentation),
         GatewayPhrase(
