@@ -246,6 +246,12 @@ public enum GatewayVocabulary {
             .haproxy, "PH--", .terminationState("PH"), status: 502, ["invalid_response", "response_header_too_large"],
             .researchLab),
         GatewayPhrase(.haproxy, "SD--", .terminationState("SD"), status: nil, ["response_cut_short"], .researchLab),
+        GatewayPhrase(
+            .haproxy, "SH--", .terminationState("SH"), status: 502, ["stream_reset_by_upstream", "upstream_closed_with_streams_open", "goaway_race"],
+            .documentation, note: "HTTP/2 backend (proto h2): the server reset the stream or closed the connection before the response headers"),
+        GatewayPhrase(
+            .haproxy, "SD--", .terminationState("SD"), status: nil, ["stream_reset_by_upstream", "upstream_closed_with_streams_open"],
+            .documentation, note: "HTTP/2 backend (proto h2): the server reset the stream or closed the connection during the response body"),
         GatewayPhrase(.haproxy, "sD--", .terminationState("sD"), status: nil, ["response_stalled"], .documentation),
         GatewayPhrase(.haproxy, "PD--", .terminationState("PD"), status: nil, ["invalid_response"], .documentation),
         GatewayPhrase(
