@@ -5,19 +5,31 @@ public enum Markup {
     /// Control characters as visible escapes (terminal, every format).
     public static func visible(_ text: String) -> String { TextReport.safe(text) }
 
-    /// Markdown inline text: every punctuation character Markdown (CommonMark, GFM tables)
-    /// gives a meaning is backslash-escaped; `<` and `>` become entities so no raw HTML passes.
+    /// Markdown inline text, escaped only where a construct could start, so that GitHub,
+    /// GitLab (CommonMark) and MkDocs (Python-Markdown, which prints a backslash before `:` or
+    /// `~` literally) render the same text: `\`, `` ` ``, `*`, `[`, `]` and `|` always; `_` only at
+    /// a word's edge (intraword underscores make no emphasis: `keepalive_race`, `proxy_read_timeout`);
+    /// `~` only doubled (strike-through); the `//` of `scheme://` broken with an entity so no
+    /// bare URL autolinks; `<`, `>`, `&` as entities so no raw HTML passes.
     public static func markdown(_ text: String) -> String {
+        let characters = Array(visible(text))
         var out = ""
-        for character in visible(text) {
+        for (index, character) in characters.enumerated() {
+            let previous: Character? = index > 0 ? characters[index - 1] : nil
+            let next: Character? = index + 1 < characters.count ? characters[index + 1] : nil
+            func isWord(_ c: Character?) -> Bool { c.map { $0.isLetter || $0.isNumber } ?? false }
             switch character {
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "&": out += "&amp;"
-            // Mid-line, these are all that can start markup (emphasis, code, links, tables,
-            // strike-through); `:` stops bare-URL autolinks.
-            case "\\", "`", "*", "_", "[", "]", "|", "~", ":":
+            case "\\", "`", "*", "[", "]", "|":
                 out += "\\" + String(character)
+            case "_" where !(isWord(previous) && isWord(next)):
+                out += "\\_"
+            case "~" where previous == "~" || next == "~":
+                out += "\\~"
+            case "/" where previous == ":" && next == "/":
+                out += "&#47;"
             default: out.append(character)
             }
         }

@@ -1,3 +1,4 @@
+import CapdiagReport
 import CapdiagTestSupport
 import Foundation
 import Testing
@@ -192,5 +193,17 @@ import Testing
             #expect(!outputs[0].isEmpty)
             #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0], "\(capture): the output changes from run to run")
         }
+    }
+}
+
+/// Markdown escaped only where each construct needs it: the same rendering on GitHub, GitLab
+/// and MkDocs (Python-Markdown prints `\:` and `\~` literally), and still no injected markup.
+@Suite struct MarkdownEscaping {
+    @Test func onlyWhatCouldStartMarkupIsEscaped() {
+        #expect(Markup.markdown("keepalive_race at 10.77.2.2:9012 (nginx proxy_read_timeout)") == "keepalive_race at 10.77.2.2:9012 (nginx proxy_read_timeout)")
+        #expect(Markup.markdown("_x_ and *y* and [z](u) a|b `c`") == "\\_x\\_ and \\*y\\* and \\[z\\](u) a\\|b \\`c\\`")
+        #expect(Markup.markdown("~~gone~~ but ~ stays") == "\\~\\~gone\\~\\~ but ~ stays")
+        #expect(!Markup.markdown("see http://evil.example/x").contains("://"))
+        #expect(Markup.markdown("<script>&") == "&lt;script&gt;&amp;")
     }
 }
