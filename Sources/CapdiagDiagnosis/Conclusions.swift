@@ -91,6 +91,12 @@ public struct UpstreamConclusion: Sendable, Codable, Equatable {
     public var inferences: [Inference]
     /// One paragraph for the reader: what failed, how often, since when, and what to change.
     public var conclusion: String
+    /// Answers by status (HTTP/1 and HTTP/2), and the time to the first response byte of
+    /// the requests kept in detail (up to 2,000): what makes a healthy capture evidence.
+    public var statuses: [String: Int] = [:]
+    public var latencyP50Ns: Int64?
+    public var latencyP90Ns: Int64?
+    public var latencyP99Ns: Int64?
     /// Connections it accepted (SYN-ACK), and of those, how many only after retransmitted SYNs.
     public var answeredConnections: Int = 0
     public var synRetransmittedConnections: Int = 0

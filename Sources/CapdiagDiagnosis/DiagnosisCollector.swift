@@ -46,6 +46,9 @@ public struct DiagnosisCollector: Sendable {
         /// those, how many needed retransmitted SYNs first (about a second of delay each).
         var answered = 0
         var slowHandshakes = 0
+        /// Answers by status, and first-byte latencies (the first `samples`).
+        var statuses: [Int: Int] = [:]
+        var latencies: [Int64] = []
     }
 
     /// How much one collector keeps (a sliding window splits these among its buckets).
@@ -124,6 +127,18 @@ public struct DiagnosisCollector: Sendable {
         let requests = facts.requestCount
         server.requests += requests
         server.attempts += max(0, requests - attempts)
+        for exchange in facts.exchanges ?? [] {
+            if let status = exchange.status { server.statuses[status, default: 0] += 1 }
+            if let start = exchange.requestStart, let first = exchange.firstResponseByte, server.latencies.count < Self.samples {
+                server.latencies.append(first - start)
+            }
+        }
+        for stream in facts.h2Streams {
+            if let status = stream.status { server.statuses[status, default: 0] += 1 }
+            if let start = stream.requestHeaders?.time, let first = stream.responseHeaders?.time, server.latencies.count < Self.samples {
+                server.latencies.append(first - start)
+            }
+        }
         for exchange in facts.exchanges ?? [] where exchange.requestStart != nil {
             if exchange.index > 0, exchange.firstResponseByte != nil, let idle = exchange.idleBefore {
                 server.longestAnsweredReuse = max(server.longestAnsweredReuse ?? idle, idle)
@@ -490,6 +505,14 @@ public struct DiagnosisCollector: Sendable {
         return impact.values.sorted { ($0.failed, $1.listener ?? "") > ($1.failed, $0.listener ?? "") }
     }
 
+    /// The nearest-rank percentile of `values` (nil when there are none).
+    static func percentile(_ values: [Int64], _ percent: Int) -> Int64? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let rank = max(1, (percent * sorted.count + 99) / 100)
+        return sorted[min(rank, sorted.count) - 1]
+    }
+
     /// The first index whose value is not below `value` (`values` sorted).
     private func lowerBound(_ values: [Timestamp], _ value: Timestamp) -> Int {
         var low = 0
@@ -545,7 +568,10 @@ public struct DiagnosisCollector: Sendable {
         return UpstreamConclusion(
             upstream: endpoint.description, flows: server.flows, requests: server.requests, failures: failures,
             failureRatePerMille: min(1000, (failures * 1000 + denominator / 2) / denominator), causes: causes, inferences: inferences,
-            conclusion: paragraph(endpoint, server, causes, failures, inferences), answeredConnections: server.answered,
+            conclusion: paragraph(endpoint, server, causes, failures, inferences),
+            statuses: Dictionary(uniqueKeysWithValues: server.statuses.map { (String($0.key), $0.value) }),
+            latencyP50Ns: Self.percentile(server.latencies, 50), latencyP90Ns: Self.percentile(server.latencies, 90),
+            latencyP99Ns: Self.percentile(server.latencies, 99), answeredConnections: server.answered,
             synRetransmittedConnections: server.slowHandshakes)
     }
 

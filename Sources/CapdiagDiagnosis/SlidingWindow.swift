@@ -156,6 +156,8 @@ extension DiagnosisCollector.ServerTally {
         confirmed = confirmed || other.confirmed
         answered += other.answered
         slowHandshakes += other.slowHandshakes
+        statuses.merge(other.statuses, uniquingKeysWith: +)
+        latencies += other.latencies.prefix(max(0, DiagnosisCollector.samples - latencies.count))
     }
 }
 

@@ -38,9 +38,11 @@ extension TextReport {
         }
         // A server that never answered a SYN is not healthy, only unjudged.
         let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty && !$0.neverAnswered }
-        if !healthy.isEmpty && !affected.isEmpty {
-            out += "\n  Healthy upstreams: " + healthy.prefix(10).map(\.upstream).joined(separator: ", ")
-            out += (healthy.count > 10 ? " and \(healthy.count - 10) more" : "") + "\n"
+        if !healthy.isEmpty {
+            // A healthy upstream's traffic is evidence too ("it's not the network").
+            out += "\n  Healthy upstreams:\n"
+            for upstream in healthy.prefix(10) { out += wrap(upstream.healthLine, indent: "    ") + "\n" }
+            if healthy.count > 10 { out += "    … and \(healthy.count - 10) more\n" }
         }
         let silent = diagnosis.upstreams.filter { $0.causes.isEmpty && $0.neverAnswered }
         if !silent.isEmpty {
@@ -98,4 +100,24 @@ extension TextReport {
         lines.append(line)
         return lines.joined(separator: "\n")
     }
+}
+
+extension UpstreamConclusion {
+    /// "10.77.2.2:9012: 30 requests in 22 connections, 200 ×30; first byte p50 0.41 ms, p90 1.1 ms, p99 2.0 ms".
+    public var healthLine: String {
+        var line = "\(upstream): \(counted(requests, "request")) in \(counted(flows, "connection"))"
+        if !statuses.isEmpty { line += ", " + statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ") }
+        if let p50 = latencyP50Ns, let p90 = latencyP90Ns, let p99 = latencyP99Ns {
+            line += "; first byte p50 \(latencyText(p50)), p90 \(latencyText(p90)), p99 \(latencyText(p99))"
+        }
+        return line
+    }
+}
+
+/// A latency in the report's units: milliseconds below a second, seconds above.
+func latencyText(_ nanoseconds: Int64) -> String {
+    let milliseconds = Double(nanoseconds) / 1e6
+    if milliseconds < 1 { return "\((milliseconds * 100).rounded() / 100) ms" }
+    if milliseconds < 1000 { return "\((milliseconds * 10).rounded() / 10) ms" }
+    return "\((milliseconds / 10).rounded() / 100) s"
 }

@@ -207,3 +207,24 @@ import Testing
         #expect(Markup.markdown("<script>&") == "&lt;script&gt;&amp;")
     }
 }
+
+/// A healthy capture's report is evidence ("it's not the network"): per upstream the requests,
+/// the status mix and the first-byte latency percentiles, in text, JSON and the reports.
+@Suite struct HealthyEvidence {
+    @Test func healthyUpstreamsShowRequestsStatusesAndLatency() throws {
+        let capture = Locations.capture("lab/healthy.any.pcap")
+        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", capture])
+        let last = try #require(run.stdout.split(separator: "\n").last)
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        let upstream = try #require(((summary["diagnosis"] as? [String: Any])?["upstreams"] as? [[String: Any]])?.first)
+        #expect(upstream["upstream"] as? String == "10.77.2.2:9000" && upstream["statuses"] as? [String: Int] == ["200": 10])
+        let p50 = try #require(upstream["latency_p50_ns"] as? Int)
+        let p90 = try #require(upstream["latency_p90_ns"] as? Int)
+        let p99 = try #require(upstream["latency_p99_ns"] as? Int)
+        #expect(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 < 1_000_000_000)
+        let text = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", capture]).stdout
+        #expect(text.contains("10.77.2.2:9000: 10 requests in 10 connections, 200 ×10; first byte p50"), "\(text.prefix(500))")
+        let markdown = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", capture, "--report", "-"]).stdout
+        #expect(markdown.contains("## Healthy upstreams") && markdown.contains("| 10.77.2.2:9000 | 10 / 10 | 200 ×10 |"))
+    }
+}
