@@ -117,7 +117,7 @@ struct Packaging {
             let run = try Locations.run(URL(fileURLWithPath: "/bin/bash"), ["-c", command])
             return run.stdout.split(separator: "\n").map(String.init).sorted()
         }
-        #expect(try complete(["-T", ""]) == ["json", "jsonl", "text"])
+        #expect(try complete(["-T", ""]) == ["ecs", "json", "jsonl", "text", "zeek"])
         #expect(try complete(["--fail-on", "h"]) == ["high"])
         #expect(try complete(["--export-payload", ""]) == ["all", "headers", "none"])
         #expect(try complete(["-r", "up"]) == ["upstream.pcap"])
