@@ -89,7 +89,7 @@ public enum HTMLReport {
             if let file = report.exports[flow.id] { out += "<li>Packets: <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n" }
             out += logLinesOfFlow(report, flow.id)
             out += "<li>tshark: <code>\(h(report.displayFilter(flow)))</code></li>\n</ul>\n"
-            out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")
+            out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))", id: flow.id)
         }
         if !report.exports.isEmpty {
             out += "<h2>Exported flows</h2>\n<ul>\n"
@@ -150,27 +150,36 @@ public enum HTMLReport {
     }
 
     /// A sequence diagram: two vertical lifelines, one arrow per packet.
-    static func ladder(_ rows: [LadderRow], left: String, right: String) -> String {
+    /// - Parameter id: the flow's id, to keep the diagram's element ids unique in the page.
+    static func ladder(_ rows: [LadderRow], left: String, right: String, id: Int) -> String {
         let h = Markup.html
         let width = 860, leftX = 260, rightX = 760, top = 40, step = 26
-        let height = top + step * rows.count + 20
+        let gaps = rows.indices.filter { Ladder.idleBefore($0, in: rows) != nil }.count
+        let height = top + step * (rows.count + gaps) + 20
         var svg = "<svg role=\"img\" aria-label=\"ladder diagram\" class=\"ladder\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-size=\"12\" font-family=\"sans-serif\">\n"
-        svg += "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#333\"/></marker></defs>\n"
+        svg += "<defs><marker id=\"arrow-\(id)\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#333\"/></marker></defs>\n"
         svg += "<text x=\"\(leftX)\" y=\"16\" text-anchor=\"middle\" font-weight=\"bold\">\(h(left))</text>"
         svg += "<text x=\"\(rightX)\" y=\"16\" text-anchor=\"middle\" font-weight=\"bold\">\(h(right))</text>\n"
         svg += "<text x=\"10\" y=\"16\">offset / frame</text>\n"
         svg += "<line x1=\"\(leftX)\" y1=\"24\" x2=\"\(leftX)\" y2=\"\(height - 10)\" stroke=\"#999\"/><line x1=\"\(rightX)\" y1=\"24\" x2=\"\(rightX)\" y2=\"\(height - 10)\" stroke=\"#999\"/>\n"
+        var line = 0
         for (index, row) in rows.enumerated() {
-            let y = top + step * index
+            if let idle = Ladder.idleBefore(index, in: rows) {
+                // The pause that tells the story, drawn as a gap in the lifelines' traffic.
+                svg += "<text class=\"idle\" x=\"\((leftX + rightX) / 2)\" y=\"\(top + step * line - 4)\" text-anchor=\"middle\" fill=\"#666\" font-style=\"italic\">\(h(Ladder.idleText(idle)))</text>\n"
+                line += 1
+            }
+            let y = top + step * line
+            line += 1
             let weight = row.evidence ? " font-weight=\"bold\"" : ""
             let color = row.evidence ? "#b00020" : "#333"
             svg += "<text x=\"10\" y=\"\(y + 4)\"\(weight)>\(Ladder.milliseconds(row.offsetNs)) #\(row.frame)</text>\n"
             switch row.fromOriginator {
             case let fromLeft?:
                 let (x1, x2) = fromLeft ? (leftX, rightX) : (rightX, leftX)
-                svg += "<line class=\"packet\" x1=\"\(x1)\" y1=\"\(y)\" x2=\"\(x2)\" y2=\"\(y)\" stroke=\"\(color)\" marker-end=\"url(#arrow)\"/>\n"
+                svg += "<line class=\"packet\" x1=\"\(x1)\" y1=\"\(y)\" x2=\"\(x2)\" y2=\"\(y)\" stroke=\"\(color)\" marker-end=\"url(#arrow-\(id))\"/>\n"
             case nil:
-                svg += "<line class=\"packet\" x1=\"\(rightX + 60)\" y1=\"\(y)\" x2=\"\(leftX)\" y2=\"\(y)\" stroke=\"\(color)\" stroke-dasharray=\"4 3\" marker-end=\"url(#arrow)\"/>\n"
+                svg += "<line class=\"packet\" x1=\"\(rightX + 60)\" y1=\"\(y)\" x2=\"\(leftX)\" y2=\"\(y)\" stroke=\"\(color)\" stroke-dasharray=\"4 3\" marker-end=\"url(#arrow-\(id))\"/>\n"
             }
             svg += "<text x=\"\((leftX + rightX) / 2)\" y=\"\(y - 4)\" text-anchor=\"middle\" fill=\"\(color)\"\(weight)>\(h(String(row.label.prefix(60))))</text>\n"
         }

@@ -72,11 +72,36 @@ public enum Ladder {
         return rows.sorted { ($0.frame, $0.offsetNs) < ($1.frame, $1.offsetNs) }.filter { seen.insert("\($0.frame) \($0.label)").inserted }
     }
 
+    /// The pause before `rows[index]` when it is long enough to be part of the story (an idle
+    /// keep-alive connection before its reuse, a timeout): a quarter second or more.
+    public static func idleBefore(_ index: Int, in rows: [LadderRow]) -> Int64? {
+        guard index > 0 else { return nil }
+        let gap = rows[index].offsetNs - rows[index - 1].offsetNs
+        return gap >= 250_000_000 ? gap : nil
+    }
+
+    /// "idle 1.067 s", "idle 250.4 ms".
+    public static func idleText(_ ns: Int64) -> String {
+        ns >= 1_000_000_000 ? "idle \(String(format3(Double(ns) / 1e9))) s" : "idle \(String(format3(Double(ns) / 1e6))) ms"
+    }
+
+    static func format3(_ value: Double) -> String {
+        let thousandths = Int64((value * 1000).rounded())
+        let fraction = String(thousandths % 1000)
+        return "\(thousandths / 1000).\(String(repeating: "0", count: max(0, 3 - fraction.count)))\(fraction)"
+    }
+
     /// The ladder as monospaced text: `|---- SYN ---->|` from left to right.
     public static func text(_ rows: [LadderRow], left: String, right: String) -> String {
         let width = 46
         var out = "  offset      frame  " + pad(left, max(left.count + 2, width + 2 - right.count)) + right + "\n"
-        for row in rows {
+        for (index, row) in rows.enumerated() {
+            if let idle = idleBefore(index, in: rows) {
+                let note = " " + idleText(idle) + " "
+                let side = max(1, (width - note.count) / 2)
+                out += "  " + pad("", 11) + " " + pad("", 6) + "  " + "|" + String(repeating: " ", count: side - 1) + note
+                    + String(repeating: " ", count: max(1, width - side - note.count - 1)) + "|\n"
+            }
             let label = " " + Markup.codeBlock(String(row.label.prefix(width - 8))) + " "
             let dashes = max(2, width - 2 - label.count)
             let body: String

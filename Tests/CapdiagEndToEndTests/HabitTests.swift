@@ -228,3 +228,23 @@ import Testing
         #expect(markdown.contains("## Healthy upstreams") && markdown.contains("| 10.77.2.2:9000 | 10 / 10 | 200 ×10 |"))
     }
 }
+
+/// Ladders mark the pause that tells the story ("idle 1.067 s" before a keep-alive race), and
+/// every element id in the HTML page is unique (one arrow marker per diagram).
+@Suite struct LadderDetails {
+    @Test func idleGapsAreMarkedAndIdsAreUnique() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "capdiag-ladder-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let html = directory.appending(path: "r.html").path
+        let run = try Locations.run(
+            Locations.capdiagExecutable, ["-q", "-r", Locations.capture("lab/keepalive-race.any.pcap"), "--report", html])
+        #expect(run.status == 0)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        let ids = page.components(separatedBy: "id=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(ids.count >= 2 && Set(ids).count == ids.count, "duplicate ids: \(ids)")
+        #expect(page.contains(">idle 1.0"), "the idle gap before the raced request")
+        let markdown = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", Locations.capture("lab/keepalive-race.any.pcap"), "--report", "-"]).stdout
+        #expect(markdown.contains("idle 1.067 s"))
+    }
+}
