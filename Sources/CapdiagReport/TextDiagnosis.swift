@@ -19,6 +19,14 @@ extension TextReport {
             // A verdict about a server that is no upstream (a client leg, a named exclusion).
             out += diagnosis.worstSeverity == "none" ? ".\n" : "; the worst verdict of any flow is \(diagnosis.worstSeverity) (see the flows below).\n"
         }
+        // One line per affected upstream before the prose: where it fails, how often, why.
+        if !affected.isEmpty {
+            out += "\n"
+            for upstream in affected.prefix(TicketReport.upstreamLimit) {
+                let causes = upstream.causes.prefix(3).map { "\($0.code) ×\($0.count)" }.joined(separator: ", ")
+                out += "  \(pad(safe(upstream.upstream), 22)) \(upstream.failures) of \(upstream.requests) failed  \(causes)\n"
+            }
+        }
         for note in diagnosis.handshakeNotes { out += wrap(safe(note), indent: "  ") + "\n" }
         for upstream in affected.prefix(TicketReport.upstreamLimit) {
             out += "\n" + wrap(safe(upstream.conclusion), indent: "  ") + "\n"

@@ -248,3 +248,13 @@ import Testing
         #expect(markdown.contains("idle 1.067 s"))
     }
 }
+
+/// The text diagnosis gives one line per affected upstream before the prose.
+@Suite struct SummaryLines {
+    @Test func oneLinePerUpstreamComesFirst() throws {
+        let text = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", Locations.capture("lab/keepalive-race.any.pcap")]).stdout
+        let line = try #require(text.range(of: "  10.77.2.2:9012         8 of 30 failed  keepalive_race ×8\n"))
+        let prose = try #require(text.range(of: "10.77.2.2:9012: 8 failed of"))
+        #expect(line.lowerBound < prose.lowerBound)
+    }
+}
