@@ -127,14 +127,16 @@ public struct DiagnosisCollector: Sendable {
         let requests = facts.requestCount
         server.requests += requests
         server.attempts += max(0, requests - attempts)
+        // Statuses of every answer on the connection; latencies from those kept in detail.
+        for (status, count) in facts.h2?.statusCounts ?? facts.statusCounts where server.statuses.count < 64 || server.statuses[status] != nil {
+            server.statuses[status, default: 0] += count
+        }
         for exchange in facts.exchanges ?? [] {
-            if let status = exchange.status { server.statuses[status, default: 0] += 1 }
             if let start = exchange.requestStart, let first = exchange.firstResponseByte, server.latencies.count < Self.samples {
                 server.latencies.append(first - start)
             }
         }
         for stream in facts.h2Streams {
-            if let status = stream.status { server.statuses[status, default: 0] += 1 }
             if let start = stream.requestHeaders?.time, let first = stream.responseHeaders?.time, server.latencies.count < Self.samples {
                 server.latencies.append(first - start)
             }

@@ -80,6 +80,8 @@ public struct FlowFacts: Sendable {
     public var exchanges: [HTTPExchange]?
     /// Exchanges on the connection, including those not kept.
     public var exchangeCount = 0
+    /// Their final statuses (all of them, kept in detail or not).
+    public var statusCounts: [Int: Int] = [:]
     public var tls: TLSFacts?
     /// The server's bytes were neither HTTP nor TLS (a reason), when the client spoke HTTP or TLS.
     public var serverNotUnderstood: String?
@@ -121,6 +123,7 @@ public struct FlowFacts: Sendable {
         if let http {
             exchanges = http.exchanges
             exchangeCount = http.exchangeCount
+            statusCounts = http.statusCounts
             tunnelled = http.tunnelled
             tunnelCarries = http.tunnelCarries
             if tunnelCarries == "http2" { http2 = true }

@@ -73,6 +73,8 @@ public struct HTTPConnection: Sendable {
 
     public private(set) var exchanges: [HTTPExchange] = []
     public private(set) var exchangeCount = 0
+    /// Final statuses of every exchange, kept in detail or not (at most 64 distinct).
+    public private(set) var statusCounts: [Int: Int] = [:]
     public private(set) var problemCount = 0
     /// The violation that stopped parsing a direction, if any.
     public private(set) var clientViolation: HTTPViolation?
@@ -346,6 +348,7 @@ public struct HTTPConnection: Sendable {
 
     private mutating func keep(_ exchange: HTTPExchange) {
         exchangeCount += 1
+        if let status = exchange.status, statusCounts.count < 64 || statusCounts[status] != nil { statusCounts[status, default: 0] += 1 }
         if exchange.problem != nil { problemCount += 1 }
         let keptHealthy = exchanges.count - keptProblems
         if exchange.problem != nil ? keptProblems < Self.keepProblems : keptHealthy < Self.keepHealthy {
