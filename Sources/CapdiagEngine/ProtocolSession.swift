@@ -253,7 +253,11 @@ struct ApplicationSink: StreamSink {
             state.http2?.received(bytes, from: side, packet: packet)
         } else if let before = state.http?.tunnelledBytes {
             state.http?.received(bytes, from: side, packet: packet)
-            if let http = state.http, http.tunnelled { Self.switchToHTTP2IfUpgraded(state, http, bytes, side: side, before: before, packet: packet) }
+            // Only where this side's tunnel may just have begun: copying the connection out of
+            // the box for every chunk would cost more than parsing it.
+            if (side == .client ? before.client : before.server) == 0, state.http?.tunnelled == true, let http = state.http {
+                Self.switchToHTTP2IfUpgraded(state, http, bytes, side: side, before: before, packet: packet)
+            }
         } else if state.tls != nil {
             state.tls?.received(bytes, from: side, packet: packet)
         } else if state.dns != nil {

@@ -23,6 +23,11 @@ public enum LogJoin {
     /// Verdicts whose end the gateway decides without a packet (an unanswered SYN).
     static let silentGiveUp: Set<String> = ["connection_timeout", "syn_retransmitted"]
     static let longestConnectTimeout: Int64 = 75_000_000_000
+    /// How long before a logged moment its attempt may have begun (a request waiting out a
+    /// long read timeout): attempts begun earlier are not considered for that line.
+    static let longestAttempt: Int64 = 600_000_000_000
+    /// Failure lines sampled to place a file's clock when it has no exact key.
+    static let clockSamples = 2_000
 
     /// The log lines the join needs, read from the files.
     public struct Logs: Sendable {
@@ -167,8 +172,13 @@ public enum LogJoin {
                 let item = placed[position]
                 let time = clock.map { item.logTime - $0.offset }
                 let connection = item.entry.nginx?.connection
-                let used = Set(usedBy.filter { connection == nil || $0.value != connection }.keys)
-                let match = clock == nil ? nil : index.match(item, at: time ?? 0, excluding: used)
+                // Looked up per candidate: building the set of taken attempts for every line made
+                // the join quadratic in the number of logged failures.
+                let taken: (Int) -> Bool = { attempt in
+                    guard let owner = usedBy[attempt] else { return false }
+                    return connection == nil || owner != connection
+                }
+                let match = clock == nil ? nil : index.match(item, at: time ?? 0, excluding: taken)
                 if let match { usedBy[match.index] = connection }
                 let record = describe(item, time: time, match: match.map { (index.attempts[$0.index], $0.how) }, index: index, capture: capture, lossy: lossy, placedClock: clock != nil)
                 switch record.agreement {
@@ -255,7 +265,10 @@ public enum LogJoin {
         if samples.isEmpty {
             // No exact key: failures to the same upstream (and target), all pairings.
             method = "upstream_and_time"
-            for (position, item) in placed.enumerated() where item.failure {
+            let failures = placed.indices.filter { placed[$0].failure }
+            let stride = max(1, failures.count / LogJoin.clockSamples)
+            for position in Swift.stride(from: 0, to: failures.count, by: stride).map({ failures[$0] }) {
+                let item = placed[position]
                 let candidates = index.loose(item)
                 guard !candidates.isEmpty, candidates.count <= 64 else { continue }
                 for candidate in candidates {
@@ -458,25 +471,44 @@ struct AttemptIndex {
 
     func anyTraffic(to upstream: Endpoint?, around time: Int64, slack: Int64) -> Bool {
         guard let upstream, let all = byUpstream[upstream] else { return false }
-        return all.contains { abs(attempts[$0].start.time.nanoseconds - time) <= slack || abs(attempts[$0].end.nanoseconds - time) <= slack }
+        return started(all, from: time - slack - LogJoin.longestAttempt, to: time + slack).contains {
+            abs(attempts[$0].start.time.nanoseconds - time) <= slack || abs(attempts[$0].end.nanoseconds - time) <= slack
+        }
+    }
+
+    /// The part of `list` (positions of attempts in start order) that began within the range:
+    /// found by binary search, so a line looks at its own minutes, not at the whole capture.
+    func started(_ list: [Int], from low: Int64, to high: Int64) -> ArraySlice<Int> {
+        func bound(_ value: Int64) -> Int {
+            var lower = 0
+            var upper = list.count
+            while lower < upper {
+                let middle = (lower + upper) / 2
+                if attempts[list[middle]].start.time.nanoseconds < value { lower = middle + 1 } else { upper = middle }
+            }
+            return lower
+        }
+        let first = bound(low)
+        return list[first..<max(first, bound(high + 1))]
     }
 
     /// The attempt a line describes, at `time` on the capture's clock.
-    func match(_ item: LogJoin.Placed, at time: Int64, excluding used: Set<Int>) -> (index: Int, how: String)? {
+    func match(_ item: LogJoin.Placed, at time: Int64, excluding used: (Int) -> Bool) -> (index: Int, how: String)? {
         let meaning = item.meaning
         if let exact = exact(item) {
             // Ports are reused: the candidate nearest in time, within a minute.
-            let best = exact.candidates.filter { !used.contains($0) }.min { abs(anchor(attempts[$0], meaning) - time) < abs(anchor(attempts[$1], meaning) - time) }
+            let best = exact.candidates.filter { !used($0) }.min { abs(anchor(attempts[$0], meaning) - time) < abs(anchor(attempts[$1], meaning) - time) }
             if let best, abs(anchor(attempts[best], meaning) - time) <= 60_000_000_000 + item.resolution { return (best, exact.how) }
         }
-        guard let all = candidates(item) else { return nil }
+        guard let every = candidates(item) else { return nil }
         let reach = item.resolution / 2 + 500_000_000
+        let all = started(every, from: time - reach - LogJoin.longestAttempt, to: time + reach)
         // A coarse log (nginx's error log: whole seconds) cannot order two failures within
         // its resolution by time; its lines are in order, so the earliest free attempt goes
         // to the earliest line.
         let coarse = item.resolution >= 100_000_000
         var best: (index: Int, rank: (Int, Int, Int64))?
-        for position in all where !used.contains(position) {
+        for position in all where !used(position) {
             let attempt = attempts[position]
             var distance = abs(anchor(attempt, meaning) - time)
             // An unanswered SYN leaves nothing on the wire when the gateway gives up (its

@@ -63,13 +63,11 @@ public enum HTMLReport {
             out += "</table>\n"
         }
         out += gatewayLogSection(report)
-        let healthy = (report.diagnosis?.upstreams ?? []).filter { $0.causes.isEmpty && !$0.neverAnswered }
+        let healthy = report.diagnosis?.healthyUpstreams ?? []
         if !healthy.isEmpty {
             out += "<h2>Healthy upstreams</h2>\n<table><tr><th>Upstream</th><th>Requests / connections</th><th>Statuses</th><th>First byte p50 / p90 / p99</th></tr>\n"
             for upstream in healthy.prefix(20) {
-                let statuses = upstream.statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
-                let latency = [upstream.latencyP50Ns, upstream.latencyP90Ns, upstream.latencyP99Ns].compactMap { $0.map(latencyText) }.joined(separator: " / ")
-                out += "<tr><td>\(h(upstream.upstream))</td><td>\(upstream.requests) / \(upstream.flows)</td><td>\(h(statuses))</td><td>\(h(latency))</td></tr>\n"
+                out += "<tr><td>\(h(upstream.upstream))</td><td>\(upstream.requests) / \(upstream.flows)</td><td>\(h(upstream.statusMix))</td><td>\(h(upstream.latencyPercentiles))</td></tr>\n"
             }
             out += "</table>\n"
         }

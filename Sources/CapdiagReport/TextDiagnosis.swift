@@ -45,7 +45,7 @@ extension TextReport {
             out += "\n  … and \(affected.count - TicketReport.upstreamLimit) more affected upstreams (see -T json)\n"
         }
         // A server that never answered a SYN is not healthy, only unjudged.
-        let healthy = diagnosis.upstreams.filter { $0.causes.isEmpty && !$0.neverAnswered }
+        let healthy = diagnosis.healthyUpstreams
         if !healthy.isEmpty {
             // A healthy upstream's traffic is evidence too ("it's not the network").
             out += "\n  Healthy upstreams:\n"
@@ -114,11 +114,19 @@ extension UpstreamConclusion {
     /// "10.77.2.2:9012: 30 requests in 22 connections, 200 ×30; first byte p50 0.41 ms, p90 1.1 ms, p99 2.0 ms".
     public var healthLine: String {
         var line = "\(upstream): \(counted(requests, "request")) in \(counted(flows, "connection"))"
-        if !statuses.isEmpty { line += ", " + statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ") }
+        if !statuses.isEmpty { line += ", " + statusMix }
         if let p50 = latencyP50Ns, let p90 = latencyP90Ns, let p99 = latencyP99Ns {
             line += "; first byte p50 \(latencyText(p50)), p90 \(latencyText(p90)), p99 \(latencyText(p99))"
         }
         return line
+    }
+
+    /// "200 ×28, 502 ×2".
+    var statusMix: String { statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ") }
+
+    /// "0.41 ms / 1.1 ms / 2.0 ms" (p50 / p90 / p99), or "".
+    var latencyPercentiles: String {
+        [latencyP50Ns, latencyP90Ns, latencyP99Ns].compactMap { $0.map(latencyText) }.joined(separator: " / ")
     }
 }
 
@@ -128,4 +136,10 @@ func latencyText(_ nanoseconds: Int64) -> String {
     if milliseconds < 1 { return "\((milliseconds * 100).rounded() / 100) ms" }
     if milliseconds < 1000 { return "\((milliseconds * 10).rounded() / 10) ms" }
     return "\((milliseconds / 10).rounded() / 100) s"
+}
+
+extension Conclusions {
+    /// Upstreams without a cause that did answer (one that never answered a SYN is not
+    /// healthy, only unjudged).
+    var healthyUpstreams: [UpstreamConclusion] { upstreams.filter { $0.causes.isEmpty && !$0.neverAnswered } }
 }

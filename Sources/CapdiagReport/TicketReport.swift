@@ -199,13 +199,11 @@ public enum MarkdownReport {
 
         out += gatewayLogSection(report)
 
-        let healthy = (report.diagnosis?.upstreams ?? []).filter { $0.causes.isEmpty && !$0.neverAnswered }
+        let healthy = report.diagnosis?.healthyUpstreams ?? []
         if !healthy.isEmpty {
             out += "## Healthy upstreams\n\n| Upstream | Requests / connections | Statuses | First byte p50 / p90 / p99 |\n|---|---|---|---|\n"
             for upstream in healthy.prefix(20) {
-                let statuses = upstream.statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
-                let latency = [upstream.latencyP50Ns, upstream.latencyP90Ns, upstream.latencyP99Ns].compactMap { $0.map(latencyText) }.joined(separator: " / ")
-                out += "| \(own(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) | \(statuses) | \(latency) |\n"
+                out += "| \(own(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) | \(upstream.statusMix) | \(upstream.latencyPercentiles) |\n"
             }
             out += "\n"
         }
