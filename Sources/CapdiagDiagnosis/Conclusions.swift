@@ -38,7 +38,7 @@ public struct Conclusions: Sendable, Codable, Equatable {
 
 public struct ClientImpact: Sendable, Codable, Equatable {
     /// The gateway listener (host:port); nil when only the upstream leg was captured.
-    public var listener: String?
+    @OptionalEndpointField public var listener: String?
     public var requests = 0
     /// Requests answered 502/503/504, never answered, or cut short.
     public var failed = 0
@@ -74,14 +74,14 @@ public struct ThresholdsRecord: Sendable, Codable, Equatable {
 }
 
 public struct GatewayRecord: Sendable, Codable, Equatable {
-    public var listener: String
+    @EndpointField public var listener: String
     /// "override", "request_match" (same requests seen on both legs) or "nested_attempts".
     public var how: String
     public var clientRequests: Int
 }
 
 public struct UpstreamConclusion: Sendable, Codable, Equatable {
-    public var upstream: String
+    @EndpointField public var upstream: String
     public var flows: Int
     public var requests: Int
     public var failures: Int
@@ -147,8 +147,8 @@ public struct Inference: Sendable, Codable, Equatable {
 public struct ClientFailure: Sendable, Codable, Equatable {
     public var time: String
     public var clientFlow: Int
-    public var client: String
-    public var gateway: String
+    @EndpointField public var client: String
+    @EndpointField public var gateway: String
     public var method: String?
     public var target: String?
     /// 502/503/504, or nil when the gateway closed without answering.
@@ -159,7 +159,7 @@ public struct ClientFailure: Sendable, Codable, Equatable {
 
 public struct LinkedAttempt: Sendable, Codable, Equatable {
     public var flow: Int
-    public var upstream: String
+    @EndpointField public var upstream: String
     public var code: String?
     public var status: Int?
     public var firstFrame: Int

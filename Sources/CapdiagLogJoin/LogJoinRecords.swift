@@ -1,3 +1,5 @@
+import CapdiagFlow
+
 /// What joining the gateway's logs to the capture found (`--gateway-log`), as it appears in
 /// the JSON summary (`gateway_logs`) and the reports.
 public struct GatewayLogConclusions: Codable, Sendable, Equatable {
@@ -62,14 +64,14 @@ public struct LoggedFailureRecord: Codable, Sendable, Equatable {
     /// The gateway's own words: nginx's message, HAProxy's termination state, Envoy's flags.
     public var words: String?
     public var status: Int?
-    public var upstream: String?
+    @OptionalEndpointField public var upstream: String?
     /// `four_tuple` (HAProxy `%bi:%bp`, Envoy upstream local address), `request_id`,
     /// `upstream_and_time`, or nil when no flow matched.
     public var matchedBy: String?
     public var flow: Int?
     /// The gateway's side and the upstream's side of the matched connection.
-    public var gatewaySide: String?
-    public var upstreamSide: String?
+    @OptionalEndpointField public var gatewaySide: String?
+    @OptionalEndpointField public var upstreamSide: String?
     /// Community ID v1 of the matched connection.
     public var communityId: String?
     public var verdict: String?

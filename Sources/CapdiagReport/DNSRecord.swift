@@ -1,9 +1,10 @@
+import CapdiagFlow
 import CapdiagProtocols
 import CapdiagWire
 
 public struct DNSTransactionRecord: Codable, Sendable, Equatable {
-    public var client: String
-    public var server: String
+    @EndpointField public var client: String
+    @EndpointField public var server: String
     public var id: Int
     public var name: String
     public var queryType: Int

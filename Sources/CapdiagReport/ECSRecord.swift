@@ -384,7 +384,7 @@ public enum ECSRecord {
         let upstreams = (summary.diagnosis?.upstreams ?? []).prefix(20)
         s.add("upstreams", objects: upstreams.map { upstream in
             var u = JSONObject()
-            u.add("upstream", upstream.upstream)
+            u.add("upstream", JSONObject.endpoint(upstream.upstream))
             u.add("flows", upstream.flows)
             u.add("requests", upstream.requests)
             u.add("failures", upstream.failures)

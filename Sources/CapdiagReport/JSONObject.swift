@@ -1,3 +1,4 @@
+import CapdiagFlow
 import CapdiagProtocols
 
 /// A small JSON object writer for the per-flow output, which Foundation's `JSONEncoder` makes
@@ -114,6 +115,20 @@ extension PacketRecord {
         o.add("frame", frame)
         o.add("offset_ns", offsetNs)
         o.add("time", time)
+        return o
+    }
+}
+
+extension JSONObject {
+    /// The `EndpointField` shape for endpoints held as text: `{address, port}`.
+    static func endpoint(_ text: String) -> JSONObject {
+        var o = JSONObject()
+        if let (address, port) = EndpointText.split(text) {
+            o.add("address", address)
+            o.add("port", port)
+        } else {
+            o.add("name", text)
+        }
         return o
     }
 }
@@ -346,7 +361,7 @@ extension DNSTransactionRecord {
     var jsonObject: JSONObject {
         var o = JSONObject()
         o.add("answers", strings: answers)
-        o.add("client", client)
+        o.add("client", JSONObject.endpoint(client))
         o.add("id", id)
         o.add("latency_ns", latencyNs)
         o.add("name", name)
@@ -355,7 +370,7 @@ extension DNSTransactionRecord {
         o.add("query_type", queryType)
         o.add("rcode", rcode)
         o.add("response_frame", responseFrame)
-        o.add("server", server)
+        o.add("server", JSONObject.endpoint(server))
         o.add("truncated", truncated)
         return o
     }

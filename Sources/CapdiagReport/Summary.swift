@@ -159,7 +159,7 @@ public struct SummaryRecord: Codable, Sendable, Equatable {
 /// Collects flow records as they finish, keeping counts for all and the records of at most
 /// `keep` flagged and `keep` other flows, so memory stays bounded on long captures.
 public struct ReportBuilder: Sendable {
-    public static let schema = "capdiag/2"
+    public static let schema = "capdiag/3"
     public let keep: Int
     public private(set) var total = 0
     public private(set) var byConnState: [String: Int] = [:]

@@ -61,7 +61,7 @@ import Testing
                     #expect(agreement == "no_traffic", "\(name) \(location): \(found["note"] ?? "")")
                     continue
                 }
-                let tuple = Label.Tuple(gateway: found["gateway_side"] as? String ?? "", upstream: found["upstream_side"] as? String ?? "")
+                let tuple = Label.Tuple(gateway: JSONEndpoint.text(found["gateway_side"]) ?? "", upstream: JSONEndpoint.text(found["upstream_side"]) ?? "")
                 #expect(failure.upstreamTuples.contains(tuple), "\(name) \(location): joined \(tuple), label \(failure.upstreamTuples)")
                 #expect(agreement == "agrees", "\(name) \(location): \(found["note"] ?? "")")
                 if location.contains(".haproxy.log") && haproxyTuples {

@@ -55,7 +55,7 @@ import Testing
         let expectedCause = try #require(label["expected_cause"] as? String)
         let upstreamPort = try #require(tshark["upstream"]?["port"] as? Int)
         let upstreams = ((summary["diagnosis"] as? [String: Any])?["upstreams"] as? [[String: Any]]) ?? []
-        let causes = upstreams.filter { ($0["upstream"] as? String)?.hasSuffix(":\(upstreamPort)") == true }
+        let causes = upstreams.filter { (($0["upstream"] as? [String: Any])?["port"] as? Int) == upstreamPort }
             .flatMap { ($0["causes"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String } }
         if expectedCause == "healthy" {
             #expect(causes.isEmpty, "\(name): healthy, but \(causes)")

@@ -1,3 +1,4 @@
+import CapdiagFlow
 import CapdiagReport
 import CapdiagTestSupport
 import Foundation
@@ -65,7 +66,7 @@ import Testing
         func upstreams(_ pattern: String) throws -> (names: [String], caveats: [String]) {
             let summary = try json(["-r", Locations.capture("lab/keepalive-race.any.pcap"), "--upstream", pattern])
             let diagnosis = summary["diagnosis"] as? [String: Any]
-            let names = (diagnosis?["upstreams"] as? [[String: Any]])?.compactMap { $0["upstream"] as? String } ?? []
+            let names = (diagnosis?["upstreams"] as? [[String: Any]])?.compactMap { JSONEndpoint.text($0["upstream"]) } ?? []
             let caveats = ((summary["capture"] as? [String: Any])?["caveats"] as? [String]) ?? []
             return (names, caveats)
         }
@@ -130,26 +131,35 @@ import Testing
     }
 }
 
-/// The schema promises integers only: every number in every JSON output of every capture in
-/// Captures/ (flows, summary, diagnosis, gateway logs) is an integer.
-@Suite struct IntegersOnly {
-    static func numbers(_ value: Any, path: String, into found: inout [(String, NSNumber)]) {
+/// The schema's two rules for pipelines: every number in every JSON output of every capture in
+/// Captures/ (flows, summary, diagnosis, gateway logs) is an integer (`capdiag/2`), and every
+/// endpoint is an object `{address, port}`, never a `"host:port"` string (`capdiag/3`).
+@Suite struct SchemaRules {
+    static func leaves(_ value: Any, path: String, numbers: inout [(String, NSNumber)], strings: inout [(String, String)]) {
         if let object = value as? [String: Any] {
-            for (key, inner) in object { numbers(inner, path: path + "." + key, into: &found) }
+            for (key, inner) in object { leaves(inner, path: path + "." + key, numbers: &numbers, strings: &strings) }
         } else if let array = value as? [Any] {
-            for inner in array { numbers(inner, path: path + "[]", into: &found) }
+            for inner in array { leaves(inner, path: path + "[]", numbers: &numbers, strings: &strings) }
         } else if let number = value as? NSNumber {
-            found.append((path, number))
+            numbers.append((path, number))
+        } else if let string = value as? String {
+            strings.append((path, string))
         }
     }
 
-    @Test func everyNumberInEveryOutputIsAnInteger() throws {
+    /// `10.0.0.1:80` or `[2001:db8::1]:80` and nothing else: an endpoint written as text.
+    static func isEndpointText(_ text: String) -> Bool {
+        text.wholeMatch(of: /(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}/) != nil
+    }
+
+    @Test func everyNumberIsAnIntegerAndEveryEndpointAnObject() throws {
         let directory = Locations.captures
         var captures = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".pcap") }.map { directory.appending(path: $0).path }
         captures += try FileManager.default.contentsOfDirectory(atPath: directory.appending(path: "lab").path)
             .filter { $0.hasSuffix(".any.pcap") }.map { directory.appending(path: "lab/" + $0).path }
         let logs = Locations.captures.appending(path: "lab/gateway-logs")
         var checked = 0
+        var endpoints = 0
         for capture in captures {
             var arguments = ["-q", "-T", "json", "-r", capture]
             // One run with gateway logs, so their records are checked too.
@@ -160,15 +170,31 @@ import Testing
             }
             let run = try Locations.run(Locations.capdiagExecutable, arguments)
             let document = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8))
-            var found: [(String, NSNumber)] = []
-            Self.numbers(document, path: "", into: &found)
-            for (path, number) in found {
+            var numbers: [(String, NSNumber)] = []
+            var strings: [(String, String)] = []
+            Self.leaves(document, path: "", numbers: &numbers, strings: &strings)
+            for (path, number) in numbers {
                 // A boolean reads as 0 or 1: integers too.
                 #expect(!number.stringValue.contains(".") && !number.stringValue.lowercased().contains("e"), "\(capture): \(path) = \(number)")
+                if path.hasSuffix(".port") { endpoints += 1 }
             }
-            checked += found.count
+            // The Host header and a CONNECT target are the client's text, "host:port" by HTTP's rule.
+            for (path, string) in strings where !path.hasSuffix(".host") && !path.hasSuffix(".target") {
+                #expect(!Self.isEndpointText(string), "\(capture): \(path) = \(string) is an endpoint written as text")
+            }
+            checked += numbers.count
         }
         #expect(checked > 10_000)
+        #expect(endpoints > 1_000)
+    }
+
+    @Test func endpointTextSplitsAndJoins() {
+        #expect(EndpointText.split("10.0.0.1:80")! == ("10.0.0.1", 80))
+        #expect(EndpointText.split("[2001:db8::1]:443")! == ("2001:db8::1", 443))
+        #expect(EndpointText.split("2001:db8::1") == nil)
+        #expect(EndpointText.split("backend") == nil && EndpointText.split(":80") == nil && EndpointText.split("a:99999") == nil)
+        #expect(EndpointText.join(address: "2001:db8::1", port: 443) == "[2001:db8::1]:443")
+        #expect(EndpointText.join(address: "10.0.0.1", port: 80) == "10.0.0.1:80")
     }
 }
 
@@ -217,7 +243,7 @@ import Testing
         let last = try #require(run.stdout.split(separator: "\n").last)
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
         let upstream = try #require(((summary["diagnosis"] as? [String: Any])?["upstreams"] as? [[String: Any]])?.first)
-        #expect(upstream["upstream"] as? String == "10.77.2.2:9000" && upstream["statuses"] as? [String: Int] == ["200": 10])
+        #expect(JSONEndpoint.text(upstream["upstream"]) == "10.77.2.2:9000" && upstream["statuses"] as? [String: Int] == ["200": 10])
         let p50 = try #require(upstream["latency_p50_ns"] as? Int)
         let p90 = try #require(upstream["latency_p90_ns"] as? Int)
         let p99 = try #require(upstream["latency_p99_ns"] as? Int)

@@ -183,7 +183,7 @@ func scratchDirectory() throws -> URL {
 @Suite struct JSONSchemaDocumentation {
     @Test func everyKeyInRealOutputIsDocumented() throws {
         let doc = try String(contentsOf: Locations.repositoryRoot.appending(path: "docs/json-schema.md"), encoding: .utf8)
-        #expect(doc.contains("schema `capdiag/2`") && ReportBuilder.schema == "capdiag/2")
+        #expect(doc.contains("schema `capdiag/3`") && ReportBuilder.schema == "capdiag/3")
         var keys = Set<String>()
         func collect(_ value: Any) {
             if let object = value as? [String: Any] {

@@ -59,3 +59,12 @@ public enum Locations {
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 }
+
+/// Reading capdiag's JSON endpoints (`{address, port}`, schema capdiag/3) back as the
+/// "address:port" text the lab labels and sentences use.
+public enum JSONEndpoint {
+    public static func text(_ value: Any?) -> String? {
+        guard let object = value as? [String: Any], let address = object["address"] as? String, let port = object["port"] as? Int else { return nil }
+        return address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+}
