@@ -100,6 +100,8 @@ public struct UpstreamConclusion: Sendable, Codable, Equatable {
     /// Connections it accepted (SYN-ACK), and of those, how many only after retransmitted SYNs.
     public var answeredConnections: Int = 0
     public var synRetransmittedConnections: Int = 0
+    /// Attempts and failures over time (at most 60 buckets): the timeline's successes.
+    public var activity: ActivityRecord?
 
     /// Never answered a connection attempt: not healthy, whatever its verdicts.
     public var neverAnswered: Bool { answeredConnections == 0 && flows > 0 }

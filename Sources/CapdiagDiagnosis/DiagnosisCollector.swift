@@ -49,6 +49,8 @@ public struct DiagnosisCollector: Sendable {
         /// Answers by status, and first-byte latencies (the first `samples`).
         var statuses: [Int: Int] = [:]
         var latencies: [Int64] = []
+        /// Attempts and failures over time, for the report's timeline.
+        var activity = ActivityHistogram()
     }
 
     /// How much one collector keeps (a sliding window splits these among its buckets).
@@ -110,14 +112,16 @@ public struct DiagnosisCollector: Sendable {
             return
         }
         // Updated in place: a copy out of the dictionary would copy its sample arrays per flow.
-        Self.count(facts, diagnosis, attempts: flowAttempts.count,
+        Self.count(facts, diagnosis, attempts: flowAttempts,
             into: &servers[facts.responder, default: ServerTally(firstSeen: facts.first.time, lastSeen: facts.last.time)])
         for attempt in flowAttempts { keep(attempt) }
     }
 
-    private static func count(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis, attempts: Int, into server: inout ServerTally) {
+    private static func count(_ facts: FlowFacts, _ diagnosis: FlowDiagnosis, attempts flowAttempts: [Attempt], into server: inout ServerTally) {
+        let attempts = flowAttempts.count
         server.flows += 1
         server.attempts += attempts
+        for attempt in flowAttempts { server.activity.add(attempt.start.time, failed: attempt.failed ? 1 : 0) }
         if !facts.rolesInferred || facts.exchanges?.isEmpty == false || facts.h2 != nil { server.confirmed = true }
         if facts.synAck != nil || (facts.syn == nil && facts.resp.packets > 0) { server.answered += 1 }
         if facts.synAck != nil && facts.synRetransmitCount > 0 { server.slowHandshakes += 1 }
@@ -127,6 +131,7 @@ public struct DiagnosisCollector: Sendable {
         let requests = facts.requestCount
         server.requests += requests
         server.attempts += max(0, requests - attempts)
+        server.activity.spread(requests - attempts, from: facts.first.time, to: facts.last.time)
         // Statuses of every answer on the connection; latencies from those kept in detail.
         for (status, count) in facts.h2?.statusCounts ?? facts.statusCounts where server.statuses.count < 64 || server.statuses[status] != nil {
             server.statuses[status, default: 0] += count
@@ -574,7 +579,7 @@ public struct DiagnosisCollector: Sendable {
             statuses: Dictionary(uniqueKeysWithValues: server.statuses.map { (String($0.key), $0.value) }),
             latencyP50Ns: Self.percentile(server.latencies, 50), latencyP90Ns: Self.percentile(server.latencies, 90),
             latencyP99Ns: Self.percentile(server.latencies, 99), answeredConnections: server.answered,
-            synRetransmittedConnections: server.slowHandshakes)
+            synRetransmittedConnections: server.slowHandshakes, activity: server.activity.isEmpty ? nil : ActivityRecord(server.activity))
     }
 
     /// Upstream keep-alive timeout, gateway timeouts and retries, from what recurs across flows.

@@ -158,6 +158,7 @@ extension DiagnosisCollector.ServerTally {
         slowHandshakes += other.slowHandshakes
         statuses.merge(other.statuses, uniquingKeysWith: +)
         latencies += other.latencies.prefix(max(0, DiagnosisCollector.samples - latencies.count))
+        activity.absorb(other.activity)
     }
 }
 

@@ -42,7 +42,7 @@ extension MarkdownReport {
         out += "| Log line | Gateway's words | Wire verdict | Flow | Packets | Agreement |\n|---|---|---|---|---|---|\n"
         for failure in logs.failures.prefix(TicketReport.gatewayLogRowLimit) {
             let words = failure.words ?? failure.status.map { "status \($0)" } ?? ""
-            let flow = failure.flow.map { "#\($0)" } ?? "none"
+            let flow = failure.flow.map { report.flowReference($0, .markdown) } ?? "none"
             let packets = failure.flow.flatMap { report.exports[$0] }.map { "[\(md($0))](\(linkTarget($0)))" } ?? ""
             out += "| \(md(TicketReport.location(failure))) | \(md(String(words.prefix(120)))) | \(failure.verdict.map { "`\($0)`" } ?? "") | \(flow) | \(packets) | \(failure.agreement) |\n"
         }
@@ -75,7 +75,7 @@ extension HTMLReport {
             let words = failure.words ?? failure.status.map { "status \($0)" } ?? ""
             let packets = failure.flow.flatMap { report.exports[$0] }.map { "<a href=\"\(h(MarkdownReport.linkTarget($0)))\">pcap</a>" } ?? ""
             out += "<tr title=\"\(h(failure.note))\"><td title=\"\(h(failure.raw))\">\(h(TicketReport.location(failure)))</td><td>\(h(String(words.prefix(120))))</td>"
-            out += "<td>\(failure.verdict.map { "<code>\(h($0))</code>" } ?? "")</td><td>\(failure.flow.map { "#\($0)" } ?? "none")</td>"
+            out += "<td>\(failure.verdict.map { "<code>\(h($0))</code>" } ?? "")</td><td>\(failure.flow.map { report.flowReference($0, .html) } ?? "none")</td>"
             out += "<td>\(packets)</td><td>\(h(failure.agreement))</td></tr>\n"
         }
         out += "</table>\n"

@@ -34,7 +34,8 @@ public enum HTMLReport {
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "<p><strong>\(h(upstream.upstream))</strong>: \(h(cause.title)) (<code>\(h(cause.code))</code>), \(counted(cause.count, "time")), "
-            out += "\(cause.sharePercent)% of its problems, \(h(cause.first)) to \(h(cause.last)), confidence \(h(cause.confidence)).</p>\n"
+            out += "\(cause.sharePercent)% of its problems, \(time(report, cause.first)) to \(time(report, cause.last)), confidence \(h(cause.confidence))"
+            out += cause.examples.isEmpty ? ".</p>\n" : "; for example \(cause.examples.prefix(3).map { report.flowReference($0.flow, .html) }.joined(separator: ", ")).</p>\n"
             out += "<p class=\"fix\">Fix: \(Markup.htmlProse(cause.fix)).</p>\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "<p class=\"words\">Gateways log: \(h(words)).</p>\n" }
             if !upstream.inferences.isEmpty {
@@ -42,23 +43,26 @@ public enum HTMLReport {
             }
         }
         if report.upstreamsNotShown > 0 { out += "<p>… and \(report.upstreamsNotShown) more affected upstreams (see the JSON output).</p>\n" }
+        // Healthy upstreams get lanes too: their steady traffic beside the failing one's is
+        // part of the evidence.
+        let lanes = Array((affected + (report.diagnosis?.healthyUpstreams ?? []).filter { $0.activity != nil }).prefix(TicketReport.upstreamLimit))
+        if !lanes.isEmpty { out += "<h2>Requests and failures over time</h2>\n" + timeline(report, lanes) }
         if !affected.isEmpty {
-            out += "<h2>Failures over time</h2>\n" + timeline(report, affected)
-            out += "<h2>Affected upstreams</h2>\n<table><tr><th>Upstream</th><th>Requests / connections</th><th>Failures</th><th>Causes</th><th>First</th><th>Last</th></tr>\n"
+            out += "<h2>Affected upstreams</h2>\n<table><tr><th>Upstream</th><th>Requests / connections</th><th>Failures</th><th>Causes</th><th>First (UTC)</th><th>Last (UTC)</th></tr>\n"
             for upstream in affected {
                 let causes = upstream.causes.map { "<code>\(h($0.code))</code> (\($0.count))" }.joined(separator: ", ")
                 out += "<tr><td>\(h(upstream.upstream))</td><td>\(upstream.requests) / \(upstream.flows)</td><td>\(upstream.failures)</td><td>\(causes)</td>"
-                out += "<td>\(h(upstream.causes.map(\.first).min() ?? ""))</td><td>\(h(upstream.causes.map(\.last).max() ?? ""))</td></tr>\n"
+                out += "<td>\(time(report, upstream.causes.map(\.first).min() ?? ""))</td><td>\(time(report, upstream.causes.map(\.last).max() ?? ""))</td></tr>\n"
             }
             out += "</table>\n"
         }
         if let failures = report.diagnosis?.clientFailures, !failures.isEmpty {
-            out += "<h2>Client-side failures and their upstream cause</h2>\n<table><tr><th>Time</th><th>Request</th><th>Status</th><th>Upstream attempt</th><th>Verdict</th><th>Frames</th></tr>\n"
+            out += "<h2>Client-side failures and their upstream cause</h2>\n<table><tr><th>Time (UTC)</th><th>Request</th><th>Status</th><th>Upstream attempt</th><th>Verdict</th><th>Frames</th></tr>\n"
             for failure in failures.prefix(50) {
                 let attempt = failure.upstreamAttempts.last { $0.code != nil } ?? failure.upstreamAttempts.last
-                out += "<tr><td>\(h(failure.time))</td><td>\(h([failure.method, failure.target].compactMap { $0 }.joined(separator: " ")))</td>"
-                out += "<td>\(failure.status.map(String.init) ?? "no answer")</td><td>\(attempt.map { "\(h($0.upstream)) flow #\($0.flow)" } ?? "none captured")</td>"
-                out += "<td>\(attempt?.code.map { "<code>\(h($0))</code>" } ?? "")</td><td>\(attempt.map { "\($0.firstFrame)–\($0.lastFrame)" } ?? "")</td></tr>\n"
+                out += "<tr><td>\(time(report, failure.time))</td><td>\(h([failure.method, failure.target].compactMap { $0 }.joined(separator: " ")))</td>"
+                out += "<td>\(failure.status.map(String.init) ?? "no answer")</td><td>\(attempt.map { "\(h($0.upstream)) \(report.flowReference($0.flow, .html))" } ?? "none captured")</td>"
+                out += "<td>\(attempt?.code.map { "<code>\(h($0))</code>" } ?? "")</td><td>\(attempt.map { frameRange($0.firstFrame, $0.lastFrame) } ?? "")</td></tr>\n"
             }
             out += "</table>\n"
         }
@@ -75,7 +79,7 @@ public enum HTMLReport {
         if !top.isEmpty { out += "<h2>Evidence: the top flows</h2>\n<p>Bold rows are packets a verdict cites. Offsets are from the flow's first packet.</p>\n" }
         for flow in top {
             let roles = report.roles(flow)
-            out += "<h3>Flow #\(flow.id): \(h(endpoint(flow.originator))) → \(h(endpoint(flow.responder)))"
+            out += "<h3 id=\"flow-\(flow.id)\">Flow #\(flow.id): \(h(endpoint(flow.originator))) → \(h(endpoint(flow.responder)))"
             out += report.mainFinding(flow).map { " — <code>\(h($0.code))</code>" } ?? ""
             out += "</h3>\n<ul>\n"
             for finding in flow.diagnosis?.findings ?? [] where finding.severity != "info" {
@@ -92,7 +96,7 @@ public enum HTMLReport {
         if !report.exports.isEmpty {
             out += "<h2>Exported flows</h2>\n<ul>\n"
             for (id, file) in report.exports.sorted(by: { $0.key < $1.key }) {
-                out += "<li>flow #\(id): <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n"
+                out += "<li>\(report.flowReference(id, .html)): <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n"
             }
             out += "</ul>\n"
         }
@@ -107,41 +111,71 @@ public enum HTMLReport {
         return out
     }
 
+    /// A table's time to the millisecond, the full nanoseconds on hover.
+    static func time(_ report: TicketReport, _ iso: String) -> String {
+        let h = Markup.html
+        return "<time datetime=\"\(h(iso))\" title=\"\(h(iso))\">\(h(report.clock(iso)))</time>"
+    }
+
     static let palette = ["#b00020", "#1f6fb2", "#a15c00", "#2e7d32", "#6a1b9a", "#00838f", "#555555"]
 
-    /// One lane per upstream over the capture's time span; a tick per failure, coloured by cause.
+    /// One lane per upstream over the capture's wall-clock span: a grey bar per time bucket for
+    /// the attempts (requests, or connections that carried none), its red part the failures, so
+    /// the failure rate shows and not only the failures; below it a tick per failure coloured by
+    /// cause (the first 200 of each).
     static func timeline(_ report: TicketReport, _ upstreams: [UpstreamConclusion]) -> String {
         let h = Markup.html
         let capture = report.summary.capture
         guard let start = capture.firstPacket.flatMap({ Timestamp(iso8601: $0) }) else { return "" }
         let span = max(capture.durationNs, 1)
-        let width = 900, left = 170, lane = 28
+        let width = 900, left = 190, lane = 40, bar = 22
+        let plot = width - left - 20
         var codes: [String] = []
         for upstream in upstreams { for cause in upstream.causes where !codes.contains(cause.code) { codes.append(cause.code) } }
-        let height = 40 + lane * upstreams.count + 18 * codes.count
-        var svg = "<svg role=\"img\" aria-label=\"failures over time\" class=\"timeline\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-size=\"12\" font-family=\"sans-serif\">\n"
-        let plot = width - left - 20
-        svg += "<line x1=\"\(left)\" y1=\"\(20 + lane * upstreams.count)\" x2=\"\(left + plot)\" y2=\"\(20 + lane * upstreams.count)\" stroke=\"#888\"/>\n"
-        svg += "<text x=\"\(left)\" y=\"\(34 + lane * upstreams.count)\">0 s</text>"
-        svg += "<text x=\"\(left + plot)\" y=\"\(34 + lane * upstreams.count)\" text-anchor=\"end\">\(formatDuration(span))</text>\n"
+        let axis = 20 + lane * upstreams.count
+        let height = axis + 52 + 18 * codes.count
+        // Timestamps in a hostile or damaged capture may go backwards or lie past the span:
+        // every position is clamped to the plot instead of trusting the arithmetic.
+        func x(_ at: Timestamp) -> Int { left + Int(min(max(Double(at - start) / Double(span), 0), 1) * Double(plot)) }
+        let tallest = max(1, upstreams.compactMap { $0.activity?.attempts.max() }.max() ?? 1)
+        var svg = "<svg role=\"img\" aria-label=\"requests and failures over time\" class=\"timeline\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-size=\"12\" font-family=\"sans-serif\">\n"
         for (row, upstream) in upstreams.enumerated() {
-            let y = 20 + lane * row + lane / 2
-            svg += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(h(upstream.upstream))</text>\n"
-            svg += "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(left + plot)\" y2=\"\(y)\" stroke=\"#eee\"/>\n"
+            let base = 20 + lane * row + bar
+            svg += "<text x=\"\(left - 8)\" y=\"\(base - 6)\" text-anchor=\"end\">\(h(upstream.upstream))</text>\n"
+            svg += "<line x1=\"\(left)\" y1=\"\(base)\" x2=\"\(left + plot)\" y2=\"\(base)\" stroke=\"#ddd\"/>\n"
+            if let activity = upstream.activity, let first = Timestamp(iso8601: activity.start) {
+                for (index, attempts) in activity.attempts.enumerated() where attempts > 0 {
+                    let from = first + Int64(index) * activity.bucketNs, to = first + Int64(index + 1) * activity.bucketNs
+                    let x1 = x(from), x2 = max(x(to), x1 + 1)
+                    let failed = index < activity.failures.count ? activity.failures[index] : 0
+                    let total = max(1, attempts * bar / tallest), red = min(total, failed * bar / tallest + (failed > 0 ? 1 : 0))
+                    svg += "<g class=\"bucket\"><title>\(report.clock(from.iso8601)) to \(report.clock(to.iso8601)): \(counted(attempts, "attempt")), \(failed) failed</title>"
+                    svg += "<rect class=\"attempts\" x=\"\(x1)\" y=\"\(base - total)\" width=\"\(x2 - x1)\" height=\"\(total)\" fill=\"#b9c7d6\"/>"
+                    if red > 0 { svg += "<rect class=\"failures\" x=\"\(x1)\" y=\"\(base - red)\" width=\"\(x2 - x1)\" height=\"\(red)\" fill=\"#b00020\"/>" }
+                    svg += "</g>\n"
+                }
+            }
             for cause in upstream.causes {
                 let color = palette[(codes.firstIndex(of: cause.code) ?? 0) % palette.count]
                 for time in cause.times {
                     guard let at = Timestamp(iso8601: time) else { continue }
-                    // Timestamps in a hostile or damaged capture may go backwards or lie past the
-                    // span: clamp the share to the plot instead of trusting the arithmetic.
-                    let share = min(max(Double(at - start) / Double(span), 0), 1)
-                    let x = left + Int(share * Double(plot))
-                    svg += "<line class=\"failure\" x1=\"\(x)\" y1=\"\(y - 9)\" x2=\"\(x)\" y2=\"\(y + 9)\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(h(cause.code)) at \(h(time))</title></line>\n"
+                    let tick = x(at)
+                    svg += "<line class=\"failure\" x1=\"\(tick)\" y1=\"\(base + 2)\" x2=\"\(tick)\" y2=\"\(base + 10)\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(h(cause.code)) at \(h(report.clock(time)))</title></line>\n"
                 }
             }
         }
+        // A wall-clock axis: five labels, with milliseconds when the span is short.
+        svg += "<line x1=\"\(left)\" y1=\"\(axis)\" x2=\"\(left + plot)\" y2=\"\(axis)\" stroke=\"#888\"/>\n"
+        for step in 0...4 {
+            let at = start + span * Int64(step) / 4
+            let anchor = step == 0 ? "start" : step == 4 ? "end" : "middle"
+            let label = span < 10_000_000_000 ? report.clock(at.iso8601) : String(report.clock(at.iso8601).prefix(while: { $0 != "." }))
+            svg += "<line x1=\"\(x(at))\" y1=\"\(axis)\" x2=\"\(x(at))\" y2=\"\(axis + 4)\" stroke=\"#888\"/>"
+            svg += "<text class=\"clock\" x=\"\(x(at))\" y=\"\(axis + 16)\" text-anchor=\"\(anchor)\">\(h(label))</text>\n"
+        }
+        svg += "<text x=\"\(left)\" y=\"\(axis + 34)\">bars: attempts per interval (grey), failed (red); ticks: each failure by cause (UTC)</text>\n"
         for (index, code) in codes.enumerated() {
-            let y = 48 + lane * upstreams.count + 18 * index
+            let y = axis + 52 + 18 * index
             svg += "<rect x=\"\(left)\" y=\"\(y - 9)\" width=\"10\" height=\"10\" fill=\"\(palette[index % palette.count])\"/><text x=\"\(left + 16)\" y=\"\(y)\">\(h(code))</text>\n"
         }
         return svg + "</svg>\n"

@@ -66,14 +66,37 @@ public struct TicketReport: Sendable {
             + " && tcp.port == \(flow.responder.port) && frame.number >= \(flow.firstFrame) && frame.number <= \(flow.lastFrame)"
     }
 
+    /// A table's time: `14:25:02.677` (UTC, milliseconds), with the date in front when it is
+    /// not the capture's first day. The JSON keeps nanoseconds; HTML puts them in a tooltip.
+    func clock(_ iso: String) -> String {
+        let characters = Array(iso.utf8)
+        guard characters.count >= 23, characters[10] == UInt8(ascii: "T") else { return iso }
+        let time = String(decoding: characters[11..<23], as: UTF8.self)
+        let day = iso.prefix(10)
+        return summary.capture.firstPacket?.hasPrefix(day) == true ? time : "\(day) \(time)"
+    }
+
+    /// The flows drawn in full (their ladders): tables link to them instead of repeating them.
+    var drawnFlows: Set<Int> { Set(topFlows.map(\.id)) }
+
+    /// "flow #5", linked to its ladder when the report draws it.
+    func flowReference(_ id: Int, _ style: Style) -> String {
+        drawnFlows.contains(id) ? style.link("flow #\(id)", "#flow-\(id)") : "flow #\(id)"
+    }
+
     /// How a renderer marks up text from the capture, code, and emphasis.
     public struct Style: Sendable {
         var text: @Sendable (String) -> String
         var code: @Sendable (String) -> String
         var strong: @Sendable (String) -> String
+        /// A link to an anchor of the same report (text already marked up).
+        var link: @Sendable (String, String) -> String
 
-        static let markdown = Style(text: Markup.markdown, code: { "`\(Markup.codeBlock($0))`" }, strong: { "**\($0)**" })
-        static let html = Style(text: Markup.html, code: { "<code>\(Markup.html($0))</code>" }, strong: { "<strong>\($0)</strong>" })
+        static let markdown = Style(
+            text: Markup.markdown, code: { "`\(Markup.codeBlock($0))`" }, strong: { "**\($0)**" }, link: { "[\($0)](\($1))" })
+        static let html = Style(
+            text: Markup.html, code: { "<code>\(Markup.html($0))</code>" }, strong: { "<strong>\($0)</strong>" },
+            link: { "<a href=\"\($1)\">\($0)</a>" })
     }
 
     /// "Capture: FILES, FIRST to LAST (SPAN). Credentials in the capture are masked …"
@@ -163,7 +186,8 @@ public enum MarkdownReport {
         for upstream in affected {
             guard let cause = upstream.causes.first else { continue }
             out += "- **\(own(upstream.upstream))**: \(own(cause.title)) (`\(cause.code)`), \(counted(cause.count, "time")), "
-            out += "\(cause.sharePercent)% of its problems, \(cause.first) to \(cause.last), confidence \(cause.confidence).  \n"
+            out += "\(cause.sharePercent)% of its problems, \(report.clock(cause.first)) to \(report.clock(cause.last)) UTC, confidence \(cause.confidence)"
+            out += cause.examples.isEmpty ? ".  \n" : "; for example \(cause.examples.prefix(3).map { report.flowReference($0.flow, .markdown) }.joined(separator: ", ")).  \n"
             out += "  Fix: \(own(cause.fix)).\n"
             if let words = TextReport.gatewayWords(cause.code) { out += "  Gateways log: \(md(words)).\n" }
             for inference in upstream.inferences { out += "  - \(own(inference.text))\n" }
@@ -173,11 +197,11 @@ public enum MarkdownReport {
 
         if !affected.isEmpty {
             out += "## Affected upstreams\n\n"
-            out += "| Upstream | Requests / attempts | Failures | Causes (count) | First | Last |\n|---|---|---|---|---|---|\n"
+            out += "| Upstream | Requests / attempts | Failures | Causes (count) | First (UTC) | Last (UTC) |\n|---|---|---|---|---|---|\n"
             for upstream in affected {
                 let causes = upstream.causes.map { "`\($0.code)` (\($0.count))" }.joined(separator: ", ")
-                let first = upstream.causes.map(\.first).min() ?? ""
-                let last = upstream.causes.map(\.last).max() ?? ""
+                let first = report.clock(upstream.causes.map(\.first).min() ?? "")
+                let last = report.clock(upstream.causes.map(\.last).max() ?? "")
                 out += "| \(own(upstream.upstream)) | \(upstream.requests) / \(upstream.flows) connections | \(upstream.failures) | \(causes) | \(first) | \(last) |\n"
             }
             out += "\n"
@@ -185,13 +209,13 @@ public enum MarkdownReport {
 
         if let failures = report.diagnosis?.clientFailures, !failures.isEmpty {
             out += "## Client-side failures and their upstream cause\n\n"
-            out += "| Time | Request | Status | Upstream attempt | Verdict | Frames |\n|---|---|---|---|---|---|\n"
+            out += "| Time (UTC) | Request | Status | Upstream attempt | Verdict | Frames |\n|---|---|---|---|---|---|\n"
             for failure in failures.prefix(50) {
                 let request = md([failure.method, failure.target].compactMap { $0 }.joined(separator: " "))
                 let attempt = failure.upstreamAttempts.last { $0.code != nil } ?? failure.upstreamAttempts.last
-                out += "| \(failure.time) | \(request) | \(failure.status.map(String.init) ?? "no answer") | "
-                out += attempt.map { "\(own($0.upstream)) flow #\($0.flow)" } ?? "none captured"
-                out += " | " + (attempt?.code.map { "`\($0)`" } ?? "") + " | " + (attempt.map { "\($0.firstFrame)–\($0.lastFrame)" } ?? "") + " |\n"
+                out += "| \(report.clock(failure.time)) | \(request) | \(failure.status.map(String.init) ?? "no answer") | "
+                out += attempt.map { "\(own($0.upstream)) \(report.flowReference($0.flow, .markdown))" } ?? "none captured"
+                out += " | " + (attempt?.code.map { "`\($0)`" } ?? "") + " | " + (attempt.map { frameRange($0.firstFrame, $0.lastFrame) } ?? "") + " |\n"
             }
             if failures.count > 50 { out += "\n… \(failures.count - 50) more in the JSON output.\n" }
             out += "\n"
@@ -216,7 +240,7 @@ public enum MarkdownReport {
         for flow in top {
             let roles = report.roles(flow)
             let main = report.mainFinding(flow)
-            out += "### Flow #\(flow.id): \(endpoint(flow.originator)) → \(endpoint(flow.responder))"
+            out += "<a id=\"flow-\(flow.id)\"></a>\n\n### Flow #\(flow.id): \(endpoint(flow.originator)) → \(endpoint(flow.responder))"
             out += main.map { " — `\($0.code)`" } ?? ""
             out += "\n\n"
             for finding in flow.diagnosis?.findings ?? [] where finding.severity != "info" {
@@ -239,7 +263,7 @@ public enum MarkdownReport {
 
         if !report.exports.isEmpty {
             out += "## Exported flows\n\n"
-            for (id, file) in report.exports.sorted(by: { $0.key < $1.key }) { out += "- flow #\(id): [\(md(file))](\(linkTarget(file)))\n" }
+            for (id, file) in report.exports.sorted(by: { $0.key < $1.key }) { out += "- \(report.flowReference(id, .markdown)): [\(md(file))](\(linkTarget(file)))\n" }
             out += "\n"
         }
         out += "## Capture facts\n\n"
@@ -269,3 +293,6 @@ public enum MarkdownReport {
 }
 
 public let capdiagVersion = "0.2.0"
+
+/// "45–46", or "73" for a single frame.
+func frameRange(_ first: Int, _ last: Int) -> String { first == last ? "\(first)" : "\(first)–\(last)" }

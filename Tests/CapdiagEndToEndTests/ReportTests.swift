@@ -169,9 +169,29 @@ func scratchDirectory() throws -> URL {
             URL(fileURLWithPath: "/usr/bin/chromium"), common + ["--window-size=1200,2400", "--screenshot=\(shot.path)", page.absoluteString])
         let png = try Data(contentsOf: shot)
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 20_000, "screenshot: \(screenshot.stderr)")
+        // What was drawn, read off the screenshot's pixels: the timeline's attempt bars (grey)
+        // in one lane with its failed buckets (red) in them, and below it the ladders' lifelines
+        // and the red arrows of the packets a verdict cites.
+        let colours = try Locations.run(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [Locations.repositoryRoot.appending(path: "scripts/png-colours.py").path, shot.path, "b9c7d6", "b00020", "999999"])
+        let found = try colours.stdout.split(separator: "\n").map { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]).compactMapValues { $0 as? Int } }
+        #expect(found.count == 3, "png-colours.py: \(colours.stderr)")
+        if found.count == 3 {
+            let (bars, red, lifelines) = (found[0], found[1], found[2])
+            #expect((bars["pixels"] ?? 0) > 1_000, "timeline bars: \(bars)")
+            #expect((bars["bottom"] ?? 0) - (bars["top"] ?? 0) < 60, "one lane of bars: \(bars)")
+            #expect((red["top"] ?? .max) >= (bars["top"] ?? 0) && (red["top"] ?? .max) <= (bars["bottom"] ?? 0), "failed buckets in the lane: \(red) \(bars)")
+            #expect((red["bottom"] ?? 0) > (bars["bottom"] ?? 0) + 300, "evidence arrows in the ladders below: \(red)")
+            #expect((lifelines["pixels"] ?? 0) > 300 && (lifelines["bottom"] ?? 0) > (bars["bottom"] ?? 0) + 300, "ladder lifelines: \(lifelines)")
+        }
         let dom = try Locations.run(URL(fileURLWithPath: "/usr/bin/chromium"), common + ["--dump-dom", page.absoluteString])
         #expect(dom.stdout.contains("class=\"ladder\"") && dom.stdout.contains("class=\"timeline\""))
         #expect(dom.stdout.components(separatedBy: "class=\"packet\"").count > 5, "the ladder has its arrows")
+        // Successes are drawn, not only failures: buckets with attempts and no failure.
+        #expect(dom.stdout.contains(", 0 failed</title>"), "the timeline draws successful intervals")
+        #expect(dom.stdout.contains("<a href=\"#flow-5\">flow #5</a>") && dom.stdout.contains("id=\"flow-5\""), "tables link to the drawn flows")
+        #expect(dom.stdout.contains("title=\"2026-11-25T14:24:05.565"), "full precision on hover")
         for problem in ["Uncaught", "Refused to", "Failed to load resource"] {
             #expect(!screenshot.stderr.contains(problem) && !dom.stderr.contains(problem), "\(problem) in chromium's log")
         }
