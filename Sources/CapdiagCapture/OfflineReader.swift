@@ -46,6 +46,8 @@ public final class OfflineReader {
     private let handles: [PcapHandle]
     private let linkTypes: [LinkType]
     public private(set) var inputs: [InputSummary]
+    /// Each frame's file and its number there, when there are several files.
+    public let frameRuns: FrameRuns?
 
     /// Opens every file and installs the filter on each.
     /// - Throws: `CaptureError` with libpcap's text for the first file that cannot be opened
@@ -65,6 +67,7 @@ public final class OfflineReader {
         self.handles = handles
         self.inputs = inputs
         self.linkTypes = handles.map { LinkType(dlt: $0.dataLinkType) }
+        frameRuns = paths.count > 1 ? FrameRuns(paths: paths) : nil
     }
 
     /// Reads packets until every file ends or `limit` packets were delivered.
@@ -98,6 +101,8 @@ public final class OfflineReader {
                 return
             }
             delivered += 1
+            // The pending packet was the last one read from its file: its number there.
+            frameRuns?.note(global: delivered, input: chosen, local: inputs[chosen].packetsRead)
             let header = packet.header.pointee
             let captured = Int(header.caplen)
             let metadata = PacketMetadata(

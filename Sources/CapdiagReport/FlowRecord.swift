@@ -26,6 +26,21 @@ extension EndpointRecord {
     init(_ endpoint: Endpoint) { self.init(address: endpoint.address.description, port: endpoint.port) }
 }
 
+/// A flow's frames in one input file, numbered as in that file: exact at the flow's first and
+/// last packet; where the flow crosses into the next file the range runs to this file's end
+/// (or from the next one's start), so it bounds the flow's frames there.
+public struct FrameSourceRecord: Codable, Sendable, Equatable {
+    /// The input's position among `capture.inputs`.
+    public var input: Int
+    public var path: String
+    public var firstFrame: Int
+    public var lastFrame: Int
+}
+
+extension Array {
+    subscript(safeIndex index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
 /// A FIN or RST: when, and the sender's relative sequence number.
 public struct ControlRecord: Codable, Sendable, Equatable {
     public var frame: Int
@@ -121,8 +136,11 @@ public struct FlowRecord: Codable, Sendable, Equatable {
     public var stream: StreamsRecord?
     /// Scores and verdicts (absent when the flow was not diagnosed).
     public var diagnosis: FlowDiagnosisRecord?
+    /// With several inputs: each file the flow's frames came from and their numbers there,
+    /// so a tshark filter works on that file (`first_frame`/`last_frame` count across all).
+    public var sources: [FrameSourceRecord]?
 
-    public init(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil) {
+    public init(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil, frameRuns: FrameRuns? = nil) {
         let start = flow.first.time
         func packet(_ ref: PacketRef?) -> PacketRecord? { ref.map { PacketRecord($0, flowStart: start) } }
         func control(_ mark: ControlMark?) -> ControlRecord? {
@@ -179,6 +197,9 @@ public struct FlowRecord: Codable, Sendable, Equatable {
         if let session, case .dns(let stream) = session.application { dns = DNSRecord(stream.tracker) }
         stream = session.map { StreamsRecord(orig: StreamRecord($0.clientStream), resp: StreamRecord($0.serverStream)) }
         self.diagnosis = diagnosis.map(FlowDiagnosisRecord.init)
+        sources = frameRuns?.ranges(first: flow.first.frame, last: flow.last.frame)?.map {
+            FrameSourceRecord(input: $0.input, path: frameRuns?.paths[safeIndex: $0.input] ?? "", firstFrame: $0.first, lastFrame: $0.last)
+        }
     }
 
     /// Resets, refusals and unanswered or half-open handshakes: what an engineer looks at first.

@@ -76,7 +76,11 @@ public enum HTMLReport {
             out += "</table>\n"
         }
         let top = report.topFlows
-        if !top.isEmpty { out += "<h2>Evidence: the top flows</h2>\n<p>Bold rows are packets a verdict cites. Offsets are from the flow's first packet.</p>\n" }
+        if !top.isEmpty {
+            out += "<h2>Evidence: the top flows</h2>\n<p>Bold rows are packets a verdict cites. Offsets are from the flow's first packet."
+            out += report.summary.capture.inputs.count > 1 ? " " + TicketReport.severalInputsNote : ""
+            out += "</p>\n"
+        }
         for flow in top {
             let roles = report.roles(flow)
             out += "<h3 id=\"flow-\(flow.id)\">Flow #\(flow.id): \(h(endpoint(flow.originator))) → \(h(endpoint(flow.responder)))"
@@ -90,7 +94,8 @@ public enum HTMLReport {
             if let http2 = flow.http2 { out += "<li>\(h(http2.summary))</li>\n" }
             if let file = report.exports[flow.id] { out += "<li>Packets: <a href=\"\(h(MarkdownReport.linkTarget(file)))\">\(h(file))</a></li>\n" }
             out += logLinesOfFlow(report, flow.id)
-            out += "<li>tshark: <code>\(h(report.displayFilter(flow)))</code></li>\n</ul>\n"
+            for item in report.displayFilterItems(flow, .html) { out += "<li>\(item)</li>\n" }
+            out += "</ul>\n"
             out += ladder(Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))", id: flow.id)
         }
         if !report.exports.isEmpty {

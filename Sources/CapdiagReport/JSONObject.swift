@@ -101,6 +101,16 @@ extension FlowRecord {
         o.add("resp", resp.jsonObject)
         o.add("responder", responder.jsonObject)
         o.add("roles_inferred", rolesInferred)
+        if let sources {
+            o.add("sources", objects: sources.map { source in
+                var s = JSONObject()
+                s.add("first_frame", source.firstFrame)
+                s.add("input", source.input)
+                s.add("last_frame", source.lastFrame)
+                s.add("path", source.path)
+                return s
+            })
+        }
         o.add("start", start)
         o.add("stream", stream?.jsonObject)
         o.add("tls", tls?.jsonObject)

@@ -196,14 +196,14 @@ public struct ReportBuilder: Sendable {
 
     /// Counts a flow, building its record only when it is one of those kept: formatting
     /// every flow's times would cost more than tracking it.
-    public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil) {
+    public mutating func add(_ flow: TCPFlow, session: ProtocolSession? = nil, diagnosis: FlowDiagnosis? = nil, frameRuns: FrameRuns? = nil) {
         let isFlagged = diagnosis.map { !$0.isHealthy } ?? FlowRecord.isFlagged(flow, session: session)
         let kept = (newest && keep > 0) || (isFlagged ? flagged.count < keep : others.count < keep)
         guard kept else {
             count(connState: flow.connState.rawValue, flagged: isFlagged)
             return
         }
-        add(FlowRecord(flow, session: session, diagnosis: diagnosis))
+        add(FlowRecord(flow, session: session, diagnosis: diagnosis, frameRuns: frameRuns))
     }
 
     private mutating func count(connState: String, flagged isFlagged: Bool) {

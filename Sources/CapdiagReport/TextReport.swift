@@ -90,6 +90,9 @@ public enum TextReport {
         var text = "  #\(flow.id) \(pad(flow.connState, 6)) \(endpoint(flow.originator)) -> \(endpoint(flow.responder))"
         text += "  \(flow.history)  \(formatDuration(flow.durationNs))"
         text += "  frames \(flow.firstFrame)-\(flow.lastFrame)"
+        if let sources = flow.sources {
+            text += " (" + sources.map { "\(safe(PathText.lastComponent($0.path))) \($0.firstFrame)-\($0.lastFrame)" }.joined(separator: ", ") + ")"
+        }
         text += "  orig \(flow.orig.packets)p/\(flow.orig.payloadBytes)B resp \(flow.resp.packets)p/\(flow.resp.payloadBytes)B"
         if flow.rolesInferred { text += "  (roles inferred)" }
         text += "\n"

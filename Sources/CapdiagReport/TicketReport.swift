@@ -59,11 +59,22 @@ public struct TicketReport: Sendable {
         listeners.contains(endpoint(flow.responder)) ? ("client", "gateway") : ("gateway", "upstream")
     }
 
-    /// A tshark display filter that selects the flow's packets in the original capture.
-    func displayFilter(_ flow: FlowRecord) -> String {
+    /// tshark display filters that select the flow's packets: one for the capture, or with
+    /// several inputs one per file the flow's frames came from, numbered as in that file.
+    func displayFilters(_ flow: FlowRecord) -> [(file: String?, filter: String)] {
         let ip = flow.originator.address.contains(":") ? "ipv6" : "ip"
-        return "\(ip).addr == \(flow.originator.address) && tcp.port == \(flow.originator.port) && \(ip).addr == \(flow.responder.address)"
-            + " && tcp.port == \(flow.responder.port) && frame.number >= \(flow.firstFrame) && frame.number <= \(flow.lastFrame)"
+        let endpoints = "\(ip).addr == \(flow.originator.address) && tcp.port == \(flow.originator.port) && \(ip).addr == \(flow.responder.address)"
+            + " && tcp.port == \(flow.responder.port)"
+        func frames(_ first: Int, _ last: Int) -> String { " && frame.number >= \(first) && frame.number <= \(last)" }
+        guard let sources = flow.sources, !sources.isEmpty else { return [(nil, endpoints + frames(flow.firstFrame, flow.lastFrame))] }
+        return sources.map { ($0.path, endpoints + frames($0.firstFrame, $0.lastFrame)) }
+    }
+
+    /// "tshark: `FILTER`", or per file "tshark on `FILE`: `FILTER`".
+    func displayFilterItems(_ flow: FlowRecord, _ style: Style) -> [String] {
+        displayFilters(flow).map { file, filter in
+            (file.map { "tshark on \(style.code(PathText.lastComponent($0))): " } ?? "tshark: ") + style.code(filter)
+        }
     }
 
     /// A table's time: `14:25:02.677` (UTC, milliseconds), with the date in front when it is
@@ -75,6 +86,9 @@ public struct TicketReport: Sendable {
         let day = iso.prefix(10)
         return summary.capture.firstPacket?.hasPrefix(day) == true ? time : "\(day) \(time)"
     }
+
+    /// Said where ladders are drawn from several inputs.
+    static let severalInputsNote = "Ladder frames count across all the inputs merged by time; each tshark line gives the file and its own frame numbers."
 
     /// The flows drawn in full (their ladders): tables link to them instead of repeating them.
     var drawnFlows: Set<Int> { Set(topFlows.map(\.id)) }
@@ -235,7 +249,9 @@ public enum MarkdownReport {
         let top = report.topFlows
         if !top.isEmpty {
             out += "## Evidence: the top flows\n\n"
-            out += "Rows marked `*` are packets a verdict cites. Offsets are from the flow's first packet.\n\n"
+            out += "Rows marked `*` are packets a verdict cites. Offsets are from the flow's first packet."
+            out += report.summary.capture.inputs.count > 1 ? " " + TicketReport.severalInputsNote : ""
+            out += "\n\n"
         }
         for flow in top {
             let roles = report.roles(flow)
@@ -254,7 +270,8 @@ public enum MarkdownReport {
             if let http2 = flow.http2 { out += "- \(md(http2.summary))\n" }
             if let file = report.exports[flow.id] { out += "- Packets: [\(md(file))](\(linkTarget(file)))\n" }
             out += logLinesOfFlow(report, flow.id)
-            out += "- tshark: `\(Markup.codeBlock(report.displayFilter(flow)))`\n\n"
+            for item in report.displayFilterItems(flow, .markdown) { out += "- \(item)\n" }
+            out += "\n"
             out += "```text\n"
             out += Ladder.text(
                 Ladder.rows(flow), left: "\(roles.left) \(endpoint(flow.originator))", right: "\(roles.right) \(endpoint(flow.responder))")

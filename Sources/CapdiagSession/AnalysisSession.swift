@@ -46,9 +46,11 @@ public final class FlowEnded {
     public let session: ProtocolSession
     public let facts: FlowFacts
     public let diagnosis: FlowDiagnosis
+    private let frameRuns: FrameRuns?
     private var built: FlowRecord?
 
-    init(flow: TCPFlow, session: ProtocolSession, facts: FlowFacts, diagnosis: FlowDiagnosis) {
+    init(flow: TCPFlow, session: ProtocolSession, facts: FlowFacts, diagnosis: FlowDiagnosis, frameRuns: FrameRuns?) {
+        self.frameRuns = frameRuns
         self.flow = flow
         self.session = session
         self.facts = facts
@@ -58,7 +60,7 @@ public final class FlowEnded {
     /// The flow's record (JSON schema in docs/json-schema.md).
     public var record: FlowRecord {
         if let built { return built }
-        let record = FlowRecord(flow, session: session, diagnosis: diagnosis)
+        let record = FlowRecord(flow, session: session, diagnosis: diagnosis, frameRuns: frameRuns)
         built = record
         return record
     }
@@ -187,6 +189,8 @@ public final class AnalysisSession {
     /// Flows whose verdicts went out already, so a flow decided twice (a RST, then an ICMP
     /// error) reports each verdict once; an entry goes when its flow leaves the table.
     private var announced: [Int: Set<String>] = [:]
+    /// Each frame's input file and number there, when several files are read.
+    private var frameRuns: FrameRuns?
     /// Live capture: verdicts so far by code, counted when announced or, if never announced,
     /// when their flow ended.
     public private(set) var liveVerdictCounts: [String: Int] = [:]
@@ -213,11 +217,11 @@ public final class AnalysisSession {
                 liveVerdictCounts[finding.code, default: 0] += 1
             }
         }
-        let event = FlowEnded(flow: flow, session: session, facts: facts, diagnosis: diagnosis)
+        let event = FlowEnded(flow: flow, session: session, facts: facts, diagnosis: diagnosis, frameRuns: frameRuns)
         for sink in sinks { sink.flowEnded(event) }
         // Counting every flow, keeping a record only for those listed: formatting every flow's
         // times would cost more than tracking it. A record a sink already built is reused.
-        if let record = event.recordIfBuilt { builder.add(record) } else { builder.add(flow, session: session, diagnosis: diagnosis) }
+        if let record = event.recordIfBuilt { builder.add(record) } else { builder.add(flow, session: session, diagnosis: diagnosis, frameRuns: frameRuns) }
     }
 
     /// Tells the sinks how the capture is going, and returns what it told them.
@@ -234,6 +238,7 @@ public final class AnalysisSession {
     /// - Parameter progress: called after every packet (cheap; the callee rate-limits).
     /// - Returns: how each input ended.
     public func readFiles(_ reader: OfflineReader, progress: (Int, Int) -> Void = { _, _ in }) -> [InputRecord] {
+        frameRuns = reader.frameRuns
         reader.read(limit: options.packetLimit) { metadata, linkType, bytes in
             feed(metadata, linkType: linkType, bytes: bytes)
             progress(analyzer.stats.packets, analyzer.flows.activeFlows)

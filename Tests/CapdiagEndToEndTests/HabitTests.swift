@@ -284,3 +284,63 @@ import Testing
         #expect(line.lowerBound < prose.lowerBound)
     }
 }
+
+/// `-r ring0 ring1 …`: each flow names the files its frames came from with their own frame
+/// numbers, so the report's tshark filter works on that file. tshark is the oracle: on each
+/// file, the frames in the stated range with the flow's addresses and ports are exactly the
+/// flow's packets, a connection that crosses a file boundary included.
+@Suite struct SeveralInputs {
+    static let tools = ["/usr/bin/editcap", "/usr/bin/tshark"]
+
+    @Test(.enabled(if: tools.allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }, "editcap/tshark not installed (scripts/setup.sh --tests)"))
+    func flowsNameTheirFilesAndFrames() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "capdiag-ring-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A ring of 200-packet files, as `tcpdump -C`/`editcap -c` leaves them.
+        let split = try Locations.run(
+            URL(fileURLWithPath: "/usr/bin/editcap"), ["-c", "200", Locations.capture("lab/keepalive-race.any.pcap"), directory.appending(path: "ring.pcap").path])
+        #expect(split.status == 0, "\(split.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map { directory.appending(path: $0).path }
+        #expect(files.count == 3)
+        let run = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r"] + files)
+        let flows = try run.stdout.split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "flow" }
+        #expect(flows.count > 40)
+        // Per file, tshark's own frame numbers and 4-tuples.
+        var packets: [String: [(frame: Int, tuple: Set<String>)]] = [:]
+        for file in files {
+            let fields = try Locations.run(
+                URL(fileURLWithPath: "/usr/bin/tshark"),
+                ["-n", "-r", file, "-Y", "tcp", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport"])
+            packets[file] = fields.stdout.split(separator: "\n").compactMap { line in
+                let f = line.split(separator: "\t").map(String.init)
+                guard f.count == 5, let frame = Int(f[0]) else { return nil }
+                return (frame, ["\(f[1]):\(f[2])", "\(f[3]):\(f[4])"])
+            }
+        }
+        var spanning = 0
+        for flow in flows {
+            let sources = try #require(flow["sources"] as? [[String: Any]], "flow \(flow["id"] ?? "?") names no source")
+            let tuple: Set<String> = [JSONEndpoint.text(flow["originator"]) ?? "", JSONEndpoint.text(flow["responder"]) ?? ""]
+            var seen = 0
+            for (index, source) in sources.enumerated() {
+                let path = try #require(source["path"] as? String)
+                let first = try #require(source["first_frame"] as? Int), last = try #require(source["last_frame"] as? Int)
+                let inRange = (packets[path] ?? []).filter { $0.frame >= first && $0.frame <= last && $0.tuple == tuple }
+                // Exact at the flow's first and last packet; at a file boundary the range runs to
+                // the file's end or from its start (it bounds the flow's frames there).
+                if index == 0 { #expect(inRange.first?.frame == first, "flow \(flow["id"] ?? "?") in \(path): \(first)-\(last)") }
+                if index == sources.count - 1 { #expect(inRange.last?.frame == last, "flow \(flow["id"] ?? "?") in \(path): \(first)-\(last)") }
+                seen += inRange.count
+            }
+            let orig = (flow["orig"] as? [String: Any])?["packets"] as? Int ?? 0, resp = (flow["resp"] as? [String: Any])?["packets"] as? Int ?? 0
+            #expect(seen == orig + resp, "flow \(flow["id"] ?? "?"): tshark finds \(seen) packets, capdiag counted \(orig + resp)")
+            if sources.count > 1 { spanning += 1 }
+        }
+        #expect(spanning >= 1, "a connection crosses a file boundary")
+        // One capture: no sources (its frame numbers are the file's own).
+        let single = try Locations.run(Locations.capdiagExecutable, ["-q", "-T", "jsonl", "-r", Locations.capture("lab/keepalive-race.any.pcap")])
+        #expect(!single.stdout.contains("\"sources\""))
+    }
+}
