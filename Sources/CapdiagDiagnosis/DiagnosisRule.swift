@@ -101,26 +101,7 @@ public struct Diagnoser: Sendable {
 /// Text helpers shared by the rules.
 enum Phrase {
     /// A duration readable at any scale: "0.21 ms", "12.4 ms", "1.068 s".
-    static func duration(_ nanoseconds: Int64) -> String {
-        let sign = nanoseconds < 0 ? "-" : ""
-        let magnitude = Double(nanoseconds.magnitude)
-        if magnitude < 1e6 { return sign + fixed(magnitude / 1e6, 2) + " ms" }
-        if magnitude < 1e9 { return sign + fixed(magnitude / 1e6, 1) + " ms" }
-        return sign + fixed(magnitude / 1e9, 3) + " s"
-    }
-
-    /// `value` with `digits` decimals, without Foundation.
-    static func fixed(_ value: Double, _ digits: Int) -> String {
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        guard value.isFinite else { return "?" }
-        let scaled = Int64((abs(value) * scale).rounded())
-        let sign = value < 0 && scaled > 0 ? "-" : ""
-        let whole = scaled / Int64(scale)
-        guard digits > 0 else { return sign + String(whole) }
-        let fraction = String(scaled % Int64(scale))
-        return sign + "\(whole)." + String(repeating: "0", count: max(0, digits - fraction.count)) + fraction
-    }
+    static func duration(_ nanoseconds: Int64) -> String { formatDuration(nanoseconds) }
 
     static func request(_ exchange: HTTPExchange) -> String {
         [exchange.method, exchange.target].compactMap { $0 }.joined(separator: " ").nonEmpty

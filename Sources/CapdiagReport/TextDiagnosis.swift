@@ -37,7 +37,8 @@ extension TextReport {
                 for example in cause.examples.prefix(3) {
                     out += "        flow #\(example.flow) frames \(example.firstFrame)-\(example.lastFrame): \(safe(example.summary))\n"
                 }
-                out += wrap("fix: " + cause.fix, indent: "        ") + "\n"
+                // One fix per cause: the paragraph above already ends with the main cause's.
+                if cause.code != upstream.causes.first?.code { out += wrap("fix: " + cause.fix, indent: "        ") + "\n" }
                 if let words = gatewayWords(cause.code) { out += wrap("gateways log: " + words, indent: "        ") + "\n" }
             }
         }

@@ -61,13 +61,21 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     }
 }
 
-/// Formats a duration in nanoseconds as seconds with millisecond precision, e.g. `1.234s`.
+/// A duration readable at any scale, the one unit rule of every output: milliseconds below a
+/// second ("0.27 ms", "12.4 ms"), seconds above ("1.068 s"). Integer arithmetic: no rounding
+/// surprises and no trap for any value.
 public func formatDuration(_ nanoseconds: Int64) -> String {
     let sign = nanoseconds < 0 ? "-" : ""
     let magnitude = nanoseconds.magnitude
-    let millis = (magnitude + 500_000) / 1_000_000
-    let fraction = String(millis % 1000)
-    return "\(sign)\(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
+    func decimals(_ value: UInt64, _ digits: Int) -> String {
+        var scale: UInt64 = 1
+        for _ in 0..<digits { scale *= 10 }
+        let fraction = String(value % scale)
+        return "\(value / scale)." + String(repeating: "0", count: digits - fraction.count) + fraction
+    }
+    if magnitude < 1_000_000 { return sign + decimals((magnitude + 5_000) / 10_000, 2) + " ms" }
+    if magnitude < 999_950_000 { return sign + decimals((magnitude + 50_000) / 100_000, 1) + " ms" }
+    return sign + decimals(magnitude / 1_000_000 + (magnitude % 1_000_000 >= 500_000 ? 1 : 0), 3) + " s"
 }
 
 /// `1 connection`, `3 connections`; `counted(2, "retry", "retries")`. Reports say "3 times", not

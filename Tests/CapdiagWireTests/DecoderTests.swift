@@ -224,7 +224,16 @@ func tcpHeader(_ packet: DecodedPacket) -> TCPHeader? {
         #expect(Timestamp(nanoseconds: 0).iso8601 == "1970-01-01T00:00:00.000000000Z")
         #expect(Timestamp(seconds: 1_764_074_647, nanoseconds: 123_456_789).iso8601 == "2025-11-25T12:44:07.123456789Z")
         #expect(Timestamp(seconds: 951_782_400, nanoseconds: 5).iso8601 == "2000-02-29T00:00:00.000000005Z")
-        #expect(formatDuration(1_234_500_000) == "1.235s")
+    }
+
+    /// One unit rule everywhere: milliseconds below a second, seconds above.
+    @Test func durations() {
+        #expect(formatDuration(1_234_500_000) == "1.235 s")
+        #expect(formatDuration(270_000) == "0.27 ms" && formatDuration(4_999) == "0.00 ms")
+        #expect(formatDuration(12_449_999) == "12.4 ms" && formatDuration(999_949_999) == "999.9 ms")
+        #expect(formatDuration(999_950_000) == "1.000 s" && formatDuration(60_000_000_000) == "60.000 s")
+        #expect(formatDuration(-1_500_000) == "-1.5 ms")
+        #expect(formatDuration(.min).hasPrefix("-9223372036") && formatDuration(.max).hasSuffix(" s"))
     }
 }
 
