@@ -32,9 +32,32 @@ public struct Attempt: Sendable, Equatable {
         (severity ?? .info) >= .medium && code != "upstream_application_error" && code != "gateway_error_answer"
     }
 
+    /// A request its client never got an answer to, that counts as a failure: its verdict says
+    /// so (medium or above). The client's own abort (it closed too soon for any gateway
+    /// timeout) or a capture that ended while the request waited proves nothing (low).
+    var unansweredFailure: Bool {
+        method != nil && status == nil && answered == nil && (severity ?? .info) >= .medium
+    }
+
     /// The same request by method and target.
     func sameRequest(as other: Attempt) -> Bool {
         method != nil && method == other.method && target == other.target
+    }
+
+    /// `inner` may be this request as a proxy forwarded it: the same method and target, or the
+    /// target with a leading path cut off, as a prefix-stripping route sends it (nginx
+    /// `location /static/ { proxy_pass http://pool/; }` forwards /static/f1 as /f1).
+    func forwarded(as inner: Attempt) -> Bool {
+        guard let method, method == inner.method else { return false }
+        guard let outerTarget = target, let innerTarget = inner.target else { return target == inner.target }
+        if outerTarget == innerTarget { return true }
+        let outerBytes = outerTarget.utf8, innerBytes = innerTarget.utf8
+        // A bare "/" would be a suffix of too many targets to say anything.
+        guard innerBytes.count >= 2, innerBytes.first == UInt8(ascii: "/"), outerBytes.count > innerBytes.count,
+            outerTarget.hasSuffix(innerTarget)
+        else { return false }
+        let cut = outerBytes.dropLast(innerBytes.count)
+        return cut.first == UInt8(ascii: "/") && cut.last != UInt8(ascii: "/")
     }
 }
 

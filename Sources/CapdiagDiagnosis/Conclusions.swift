@@ -56,7 +56,9 @@ public struct ClientImpact: Sendable, Codable, Equatable {
     /// One line: "10.0.0.1:8080: 8 of 30 client requests failed (502 ×8)".
     public var sentence: String {
         guard let listener else {
-            return "Only the upstream leg is in this capture (no client requests seen): \(upstreamFailures ?? 0) of \(upstreamAttempts ?? 0) upstream attempts failed."
+            // Said as what was not found, not as a fact about the capture: a gateway whose
+            // client requests could not be matched to its upstream attempts is not recognised.
+            return "No gateway recognised (no client request matched to an upstream attempt), so client impact is not known: \(upstreamFailures ?? 0) of \(counted(upstreamAttempts ?? 0, "upstream attempt")) failed."
         }
         guard failed > 0 else { return "Client impact at \(listener): none of \(requests) client requests failed." }
         var parts = statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }

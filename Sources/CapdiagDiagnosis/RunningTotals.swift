@@ -25,6 +25,8 @@ enum ClientOutcome: Equatable {
         } else if let what = Self.streamFailures[attempt.code ?? ""] {
             self = .stream(what)
         } else if attempt.status == nil && attempt.answered == nil {
+            // The client's own abort (nginx logs 499) or the capture's end is no failure.
+            guard attempt.unansweredFailure else { return nil }
             self = .unanswered
         } else if ["response_cut_short", "response_stalled"].contains(attempt.code ?? "") {
             self = .cut

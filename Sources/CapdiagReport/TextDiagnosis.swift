@@ -24,7 +24,9 @@ extension TextReport {
             out += "\n"
             for upstream in affected.prefix(TicketReport.upstreamLimit) {
                 let causes = upstream.causes.prefix(3).map { "\($0.code) ×\($0.count)" }.joined(separator: ", ")
-                out += "  \(pad(safe(upstream.upstream), 22)) \(upstream.failures) of \(upstream.requests) failed  \(causes)\n"
+                // Connection attempts when no request went out (a refusing port): never "2 of 0".
+                let tried = upstream.requests > 0 ? "\(upstream.requests)" : counted(upstream.flows, "connection")
+                out += "  \(pad(safe(upstream.upstream), 22)) \(upstream.failures) of \(tried) failed  \(causes)\n"
             }
         }
         for note in diagnosis.handshakeNotes { out += wrap(safe(note), indent: "  ") + "\n" }

@@ -97,6 +97,47 @@ import Testing
         }
     }
 
+    /// Real nginx, proxy_read_timeout 1s, an upstream that answers after 1.5 s: the gateway's
+    /// FIN at 1.000 s comes before the answer, which meets a closed socket (RST). A read
+    /// timeout, not a response "still arriving when the capture ended" (the capture went on).
+    @Test func lateAnswerAfterTheGatewaysFinIsAReadTimeout() throws {
+        let flows = try analyze([Locations.capture("lo-gateway-late-answer.pcap")]).flows
+        let found = Self.findings(flows).filter { $0.severity == "medium" || $0.severity == "high" }
+        #expect(found.map(\.code) == ["response_timeout"], "\(found.map(\.code))")
+        let waited = try #require(found.first?.measurements?.waitedNs)
+        #expect(abs(waited - 1_000_000_000) < 10_000_000)
+        #expect(!Self.findings(flows).contains { $0.code == "response_unfinished_at_capture_end" })
+    }
+
+    /// A busy gateway (Benchmarks/record-gateway.sh, small): nginx in front of a static upstream
+    /// (prefix-stripping route, /static/f1 goes upstream as /f1) and an application upstream
+    /// that resets every 25th request and answers every 60th too late, over kept-alive
+    /// connections carrying far more requests than are kept in detail. The gateway is
+    /// recognised and client impact counts every 502/504 the gateway sent, exactly as tshark
+    /// counts them, not only those among the exchanges kept in detail.
+    @Test func busyGatewayIsRecognisedAndEvery5xxCounted() throws {
+        let capture = Locations.capture("lo-gateway-busy.pcap")
+        let summary = try analyze([capture]).summary
+        let diagnosis = try #require(summary.diagnosis)
+        #expect(diagnosis.gateways.map(\.listener) == ["127.0.0.1:19100"], "\(diagnosis.gateways)")
+        let impact = try #require(diagnosis.clientImpact.first)
+        #expect(impact.listener == "127.0.0.1:19100")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { return }
+        let tshark = try Locations.run(
+            URL(fileURLWithPath: "/usr/bin/tshark"),
+            ["-n", "-r", capture, "-Y", "tcp.srcport == 19100 && http.response.code >= 500", "-T", "fields", "-e", "http.response.code"])
+        var statuses: [String: Int] = [:]
+        for status in tshark.stdout.split(separator: "\n") { statuses[String(status), default: 0] += 1 }
+        #expect(statuses["502", default: 0] > 5 && statuses["504", default: 0] > 0, "the recording holds both: \(statuses)")
+        #expect(impact.statuses == statuses, "capdiag \(impact.statuses), tshark \(statuses)")
+        let requests = try Locations.run(URL(fileURLWithPath: "/usr/bin/tshark"), ["-n", "-r", capture, "-Y", "tcp.dstport == 19100 && http.request"])
+        #expect(impact.requests == requests.stdout.split(separator: "\n").count)
+        // Each cause the gateway's answers stand for is on the application upstream.
+        let app = try #require(diagnosis.upstreams.first { $0.upstream == "127.0.0.1:19102" })
+        #expect(Set(app.causes.map(\.code)) == ["upstream_reset_after_request", "response_timeout"])
+        #expect(app.causes.first { $0.code == "upstream_reset_after_request" }?.count == statuses["502"])
+    }
+
     // 5. Capture loss is not network loss.
 
     /// `-i any` over bridges: every frame twice. Copies are counted, never retransmissions.

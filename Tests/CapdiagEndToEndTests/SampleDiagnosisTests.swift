@@ -33,6 +33,10 @@ import Testing
         "lo-custom-protocol-close.pcap": nil,
         // One SYN in five dropped once: every request answered, slower.
         "ns-syn-retransmits.pcap": nil,
+        // Real nginx: a busy gateway whose application upstream resets and answers late, and
+        // one upstream connection whose late answer came after the gateway's read timeout.
+        "lo-gateway-busy.pcap": "upstream_reset_after_request",
+        "lo-gateway-late-answer.pcap": "response_timeout",
     ]
 
     @Test func everySampleIsListed() throws {

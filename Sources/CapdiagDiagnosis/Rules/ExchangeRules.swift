@@ -178,6 +178,9 @@ struct ResponseCutShortRule: DiagnosisRule {
             if let close { evidence.append(facts.closeEvidence(close, .responder, request: exchange.requestStart)) }
             let missing = exchange.declaredBodyBytes.map { $0 - exchange.deliveredBodyBytes }
             guard close != nil else {
+                // The gateway had closed before the answer began: it gave up waiting, and the
+                // late answer met a closed socket (the read timeout rule says so).
+                if let gaveUp = facts.originatorClose, let first = exchange.firstResponseByte, gaveUp.mark.packet.time < first { return nil }
                 // Nobody closed: the capture stopped while the response was still arriving.
                 return finding(
                     "response_unfinished_at_capture_end", proxyStatus: nil, .low, .invalidResponse, score: 10,
