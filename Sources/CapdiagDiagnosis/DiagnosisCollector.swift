@@ -73,8 +73,8 @@ public struct DiagnosisCollector: Sendable {
     public var upstreamOverrides: [EndpointPattern]
     public var gatewayOverrides: [EndpointPattern]
     var servers: [Endpoint: ServerTally] = [:]
-    var notableAttempts: [Attempt] = []
-    var recentAttempts: [Attempt] = []
+    var notableAttempts = ChunkedArray<Attempt>()
+    var recentAttempts = ChunkedArray<Attempt>()
     /// Where the next recent attempt goes once the ring is full.
     var recentNext = 0
     var attemptsNotKept = 0
@@ -89,7 +89,16 @@ public struct DiagnosisCollector: Sendable {
     }
 
     /// The attempts kept, by start time (for joining gateway logs).
-    public var attempts: [Attempt] { (notableAttempts + recentAttempts).sorted { $0.start.time < $1.start.time } }
+    public var attempts: [Attempt] { Self.concatenated(notableAttempts, recentAttempts).sorted { $0.start.time < $1.start.time } }
+
+    /// The notable attempts, then the recent ones, in one array.
+    static func concatenated(_ notable: ChunkedArray<Attempt>, _ recent: ChunkedArray<Attempt>) -> [Attempt] {
+        var all: [Attempt] = []
+        all.reserveCapacity(notable.count + recent.count)
+        all.append(contentsOf: notable)
+        all.append(contentsOf: recent)
+        return all
+    }
 
     /// Counts of findings at or above `low` per code, for the live status line.
     public var flaggedByCode: [String: Int] {
@@ -193,8 +202,7 @@ public struct DiagnosisCollector: Sendable {
         // One copy of the attempts, sorted in place, then split in two and let go: the end of a
         // long capture held four copies here (the concatenation, the sorted one, two filters),
         // the peak of its memory.
-        var byTime = notableAttempts
-        byTime.append(contentsOf: recentAttempts)
+        var byTime = Self.concatenated(notableAttempts, recentAttempts)
         byTime.sort { $0.start.time < $1.start.time }
         let listeners = findListeners(byTime)
         var conclusions = Conclusions(

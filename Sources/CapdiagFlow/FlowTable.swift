@@ -65,6 +65,14 @@ public protocol FlowSession {
     /// Called once when the flow leaves the table; whatever the session still buffers must be
     /// released from `memory`.
     mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory)
+    /// Called once when the flow terminates (one side reset, or both sent FIN), before its close
+    /// linger: a session gives back the spare capacity it only needed while data flowed, since
+    /// most flows held at any time are lingering ones.
+    mutating func terminated()
+}
+
+extension FlowSession {
+    public mutating func terminated() {}
 }
 
 /// No per-flow state: flow tracking only.
@@ -145,7 +153,10 @@ public struct FlowTable<Session: FlowSession> {
                 ? slots[slot].resp.acknowledgedOffset : slots[slot].orig.acknowledgedOffset)
         sessions[slot].segment(
             segment, payload: payload, from: direction, dataOffset: dataOffset, flow: context, memory: &reassemblyMemory)
-        if options.noteDecisions && !wasClosed && slots[slot].closedAt != nil { decided.append((Int32(slot), slots[slot].id)) }
+        if !wasClosed && slots[slot].closedAt != nil {
+            sessions[slot].terminated()
+            if options.noteDecisions { decided.append((Int32(slot), slots[slot].id)) }
+        }
     }
 
     /// Hands every flow decided since the last call (terminated, or told off by ICMP) to
@@ -213,6 +224,19 @@ public struct FlowTable<Session: FlowSession> {
             finish(slot: slot, key: FlowKey(slots[slot].originator, slots[slot].responder), reason: .endOfCapture)
             drainFinished(body)
         }
+        releaseStorage()
+    }
+
+    /// Gives back the slab and the index once every flow has left: emptied, they still held
+    /// their largest size (about 1.4 KB per flow of the busiest moment) through the
+    /// end-of-capture conclusions, the peak of a run's memory.
+    private mutating func releaseStorage() {
+        guard index.isEmpty else { return }
+        slots = []
+        sessions = []
+        occupied = []
+        freeList = []
+        index = [:]
     }
 
     // MARK: - Internals
