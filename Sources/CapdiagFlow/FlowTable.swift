@@ -86,16 +86,16 @@ public struct NoSession: FlowSession {
     public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {}
 }
 
-/// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
-/// free list), found through a dictionary from the direction-independent 4-tuple.
+/// Tracks TCP connections: one `TCPFlow` per connection in a slab (`PagedSlab`, with a free
+/// list), found through a dictionary from the direction-independent 4-tuple.
 ///
 /// Flows leave the table when they terminate (after a linger), go idle, are evicted at the
 /// cap, or the capture ends; each leaving flow is handed to `drainFinished`. Memory is
 /// bounded by `maximumFlows`, not by capture length.
 public struct FlowTable<Session: FlowSession> {
     public let options: FlowTableOptions
-    private var slots: ContiguousArray<TCPFlow> = []
-    private var sessions: ContiguousArray<Session> = []
+    private var slots = PagedSlab<TCPFlow>()
+    private var sessions = PagedSlab<Session>()
     private var occupied: ContiguousArray<Bool> = []
     private var freeList: [Int32] = []
     private var index: [FlowKey: FlowID] = [:]
@@ -203,7 +203,9 @@ public struct FlowTable<Session: FlowSession> {
     public mutating func drainFinished(_ body: (TCPFlow, Session) -> Void) {
         guard !finished.isEmpty else { return }
         for (flow, session) in finished { body(flow, session) }
-        finished.removeAll(keepingCapacity: true)
+        // A sweep can end thousands of lingering flows at once (1.3 KB each): that list's
+        // storage goes back instead of staying at its largest size for the rest of the run.
+        finished.removeAll(keepingCapacity: finished.count <= 64)
     }
 
     /// Ends every flow still held (the capture is over), oldest first.
@@ -232,8 +234,8 @@ public struct FlowTable<Session: FlowSession> {
     /// end-of-capture conclusions, the peak of a run's memory.
     private mutating func releaseStorage() {
         guard index.isEmpty else { return }
-        slots = []
-        sessions = []
+        slots.removeAll()
+        sessions.removeAll()
         occupied = []
         freeList = []
         index = [:]
