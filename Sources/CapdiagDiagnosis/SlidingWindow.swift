@@ -98,7 +98,7 @@ public struct SlidingCollector: Sendable {
     public var recentListeners: [Endpoint] {
         var recent = DiagnosisCollector(options: options, upstreams: upstreams, gateways: gateways)
         for bucket in buckets.suffix(2) { recent.absorb(bucket.collector) }
-        let byTime = DiagnosisCollector.concatenated(recent.notableAttempts, recent.recentAttempts).sorted { $0.start.time < $1.start.time }
+        let byTime = DiagnosisCollector.byStart(recent.notableAttempts, recent.recentAttempts)
         return Array(recent.findListeners(byTime).keys)
     }
 }

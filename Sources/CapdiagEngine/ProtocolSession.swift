@@ -299,7 +299,10 @@ extension UInt8 {
 
 /// Forwards reassembled bytes of one side to the connection's analyzer, in place.
 struct ApplicationSink: StreamSink {
-    let state: ApplicationState?
+    /// Not retained: a sink lives only for one call on the session that owns the state (a local
+    /// of `segment` or `close`), and retaining the state for every packet took a cache miss on
+    /// its reference count under an atomic (locked) instruction, about 6 % of the run.
+    unowned(unsafe) let state: ApplicationState?
     let side: StreamSide
 
     mutating func data(_ bytes: RawSpan, packet: PacketRef) {
