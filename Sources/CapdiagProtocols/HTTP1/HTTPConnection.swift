@@ -178,7 +178,13 @@ public struct HTTPConnection: Sendable {
     /// Requests waiting for their response, oldest first.
     var pending = FIFOQueue<HTTPExchange>()
     /// The response being parsed before any request was seen.
-    var orphan: HTTPExchange?
+    var orphan: HTTPExchange? {
+        get { orphanStorage.first }
+        set { orphanStorage = newValue.map { [$0] } ?? [] }
+    }
+    /// Where `orphan` lives: an array, empty but for the rare response before any request, so a
+    /// connection does not carry an inline 280-byte exchange it almost never uses.
+    private var orphanStorage: [HTTPExchange] = []
     var lastCompletion: Timestamp?
     /// The last packet that brought the server's bytes (or a gap in them): where a response
     /// cut by the capture ended, as far as the capture can tell.
