@@ -98,7 +98,7 @@ public struct SlidingCollector: Sendable {
     public var recentListeners: [Endpoint] {
         var recent = DiagnosisCollector(options: options, upstreams: upstreams, gateways: gateways)
         for bucket in buckets.suffix(2) { recent.absorb(bucket.collector) }
-        let byTime = (recent.notableAttempts + recent.recentAttempts).sorted { $0.start.time < $1.start.time }
+        let byTime = DiagnosisCollector.byStart(recent.notableAttempts, recent.recentAttempts)
         return Array(recent.findListeners(byTime).keys)
     }
 }
@@ -126,9 +126,9 @@ extension DiagnosisCollector {
             }
         }
         let notableRoom = max(0, limits.notableAttempts - notableAttempts.count)
-        notableAttempts += other.notableAttempts.prefix(notableRoom)
+        notableAttempts.append(contentsOf: other.notableAttempts.prefix(notableRoom))
         let recentRoom = max(0, limits.recentAttempts - recentAttempts.count)
-        recentAttempts += other.recentAttempts.prefix(recentRoom)
+        recentAttempts.append(contentsOf: other.recentAttempts.prefix(recentRoom))
         attemptsNotKept += other.attemptsNotKept + max(0, other.notableAttempts.count - notableRoom)
             + max(0, other.recentAttempts.count - recentRoom)
         serversNotTracked += other.serversNotTracked

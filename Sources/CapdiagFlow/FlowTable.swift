@@ -65,6 +65,14 @@ public protocol FlowSession {
     /// Called once when the flow leaves the table; whatever the session still buffers must be
     /// released from `memory`.
     mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory)
+    /// Called once when the flow terminates (one side reset, or both sent FIN), before its close
+    /// linger: a session gives back the spare capacity it only needed while data flowed, since
+    /// most flows held at any time are lingering ones.
+    mutating func terminated()
+}
+
+extension FlowSession {
+    public mutating func terminated() {}
 }
 
 /// No per-flow state: flow tracking only.
@@ -78,16 +86,16 @@ public struct NoSession: FlowSession {
     public mutating func end(_ flow: TCPFlow, memory: inout ReassemblyMemory) {}
 }
 
-/// Tracks TCP connections: one `TCPFlow` per connection in a slab (a contiguous array with a
-/// free list), found through a dictionary from the direction-independent 4-tuple.
+/// Tracks TCP connections: one `TCPFlow` per connection in a slab (`PagedSlab`, with a free
+/// list), found through a dictionary from the direction-independent 4-tuple.
 ///
 /// Flows leave the table when they terminate (after a linger), go idle, are evicted at the
 /// cap, or the capture ends; each leaving flow is handed to `drainFinished`. Memory is
 /// bounded by `maximumFlows`, not by capture length.
 public struct FlowTable<Session: FlowSession> {
     public let options: FlowTableOptions
-    private var slots: ContiguousArray<TCPFlow> = []
-    private var sessions: ContiguousArray<Session> = []
+    private var slots = PagedSlab<TCPFlow>()
+    private var sessions = PagedSlab<Session>()
     private var occupied: ContiguousArray<Bool> = []
     private var freeList: [Int32] = []
     private var index: [FlowKey: FlowID] = [:]
@@ -145,7 +153,10 @@ public struct FlowTable<Session: FlowSession> {
                 ? slots[slot].resp.acknowledgedOffset : slots[slot].orig.acknowledgedOffset)
         sessions[slot].segment(
             segment, payload: payload, from: direction, dataOffset: dataOffset, flow: context, memory: &reassemblyMemory)
-        if options.noteDecisions && !wasClosed && slots[slot].closedAt != nil { decided.append((Int32(slot), slots[slot].id)) }
+        if !wasClosed && slots[slot].closedAt != nil {
+            sessions[slot].terminated()
+            if options.noteDecisions { decided.append((Int32(slot), slots[slot].id)) }
+        }
     }
 
     /// Hands every flow decided since the last call (terminated, or told off by ICMP) to
@@ -192,7 +203,9 @@ public struct FlowTable<Session: FlowSession> {
     public mutating func drainFinished(_ body: (TCPFlow, Session) -> Void) {
         guard !finished.isEmpty else { return }
         for (flow, session) in finished { body(flow, session) }
-        finished.removeAll(keepingCapacity: true)
+        // A sweep can end thousands of lingering flows at once (1.3 KB each): that list's
+        // storage goes back instead of staying at its largest size for the rest of the run.
+        finished.removeAll(keepingCapacity: finished.count <= 64)
     }
 
     /// Ends every flow still held (the capture is over), oldest first.
@@ -213,6 +226,19 @@ public struct FlowTable<Session: FlowSession> {
             finish(slot: slot, key: FlowKey(slots[slot].originator, slots[slot].responder), reason: .endOfCapture)
             drainFinished(body)
         }
+        releaseStorage()
+    }
+
+    /// Gives back the slab and the index once every flow has left: emptied, they still held
+    /// their largest size (about 1.4 KB per flow of the busiest moment) through the
+    /// end-of-capture conclusions, the peak of a run's memory.
+    private mutating func releaseStorage() {
+        guard index.isEmpty else { return }
+        slots.removeAll()
+        sessions.removeAll()
+        occupied = []
+        freeList = []
+        index = [:]
     }
 
     // MARK: - Internals

@@ -144,7 +144,7 @@ extension TCPFlow {
             initialSequence = header.sequenceNumber
         }
         last = segment.packet
-        if closedAt == nil && isTerminated { closedAt = segment.packet.time }
+        if closedAt == nil && Self.terminated(orig.state, resp.state) { closedAt = segment.packet.time }
         guard !wasReset && !flags.contains(.rst) else { return nil }
         return relativeSequence + (flags.contains(.syn) ? 1 : 0) - 1
     }

@@ -43,16 +43,38 @@ struct JSONObject {
     }
 
     var text: String {
-        var out = "{"
-        for (index, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
-            if index > 0 { out += "," }
-            out += "\"" + field.key + "\":" + field.value
+        // Callers add most fields in key order already: sorting a sorted list copied it.
+        var inOrder = true
+        for index in fields.indices.dropFirst() where !(fields[index - 1].key < fields[index].key) {
+            inOrder = false
+            break
         }
-        return out + "}"
+        let sorted = inOrder ? fields : fields.sorted(by: { $0.key < $1.key })
+        var length = 2
+        for field in sorted { length += field.key.utf8.count + field.value.utf8.count + 4 }
+        var out = "{"
+        out.reserveCapacity(length)
+        for (index, field) in sorted.enumerated() {
+            if index > 0 { out += "," }
+            out += "\""
+            out += field.key
+            out += "\":"
+            out += field.value
+        }
+        out += "}"
+        return out
     }
 
     /// A JSON string literal (RFC 8259 §7), escaping as `JSONEncoder` does, slashes left alone.
     static func quoted(_ string: String) -> String {
+        // Most strings need no escape: copied whole instead of scalar by scalar.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            var out = "\""
+            out.reserveCapacity(string.utf8.count + 2)
+            out += string
+            out += "\""
+            return out
+        }
         var out = "\""
         for scalar in string.unicodeScalars {
             switch scalar {

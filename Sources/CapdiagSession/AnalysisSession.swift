@@ -260,6 +260,9 @@ public final class AnalysisSession {
     public func conclude(_ stopped: CaptureStopped) -> (conclusion: SessionConclusion, failures: [any Error]) {
         // Flows still open are handed over as they finish, not all held first.
         analyzer.finish(draining: take)
+        // The flows' memory went back to malloc as they left, in pieces too small for it to
+        // return to the system by itself, and the conclusions allocate next.
+        FreeMemory.returnToSystem()
         let conclusion = summarize(stopped)
         var failures: [any Error] = []
         for sink in sinks {

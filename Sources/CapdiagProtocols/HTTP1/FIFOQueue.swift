@@ -29,6 +29,12 @@ struct FIFOQueue<Element>: Sequence {
         }
     }
 
+    /// Changes the newest element in place (nothing when empty).
+    mutating func updateLast(_ change: (inout Element) -> Void) {
+        guard !isEmpty else { return }
+        change(&storage[storage.count - 1])
+    }
+
     /// Positions of the waiting elements, oldest first, for `self[position]`.
     var indices: Range<Int> { head..<storage.count }
 

@@ -22,30 +22,71 @@ public struct HTTPProblem: Sendable, Equatable, Codable {
 }
 
 /// One request and its response on a connection.
+///
+/// The twelve optional numbers (frames, times, sizes, status) are stored as plain 64-bit
+/// values with one presence bit each: as `Int?` and `Timestamp?` they took 16 bytes apiece, and
+/// a connection keeps up to 96 exchanges, through its close linger too (360 bytes an exchange
+/// became 264).
 public struct HTTPExchange: Sendable, Equatable {
     /// 0 for the first exchange on the connection, 1 for the next (keep-alive reuse), …
     public var index: Int
-    public var requestFrame: Int?
-    public var requestStart: Timestamp?
-    public var requestComplete: Timestamp?
+    public var requestFrame: Int? {
+        get { number(.requestFrame).map(Int.init) }
+        set { setNumber(.requestFrame, newValue.map(Int64.init)) }
+    }
+    public var requestStart: Timestamp? {
+        get { time(.requestStart) }
+        set { setNumber(.requestStart, newValue?.nanoseconds) }
+    }
+    public var requestComplete: Timestamp? {
+        get { time(.requestComplete) }
+        set { setNumber(.requestComplete, newValue?.nanoseconds) }
+    }
     public var method: String?
     public var target: String?
     public var host: String?
-    public var requestHeaderBytes: Int?
+    public var requestHeaderBytes: Int? {
+        get { number(.requestHeaderBytes).map(Int.init) }
+        set { setNumber(.requestHeaderBytes, newValue.map(Int64.init)) }
+    }
     public var requestBodyBytes: Int64 = 0
     public var requestIDs: [HeaderValue] = []
     /// For a reused connection: time from the previous exchange's end to this request.
-    public var idleBefore: Int64?
-    public var responseFrame: Int?
-    public var firstResponseByte: Timestamp?
-    public var responseHeadComplete: Timestamp?
-    public var responseComplete: Timestamp?
-    public var status: Int?
+    public var idleBefore: Int64? {
+        get { number(.idleBefore) }
+        set { setNumber(.idleBefore, newValue) }
+    }
+    public var responseFrame: Int? {
+        get { number(.responseFrame).map(Int.init) }
+        set { setNumber(.responseFrame, newValue.map(Int64.init)) }
+    }
+    public var firstResponseByte: Timestamp? {
+        get { time(.firstResponseByte) }
+        set { setNumber(.firstResponseByte, newValue?.nanoseconds) }
+    }
+    public var responseHeadComplete: Timestamp? {
+        get { time(.responseHeadComplete) }
+        set { setNumber(.responseHeadComplete, newValue?.nanoseconds) }
+    }
+    public var responseComplete: Timestamp? {
+        get { time(.responseComplete) }
+        set { setNumber(.responseComplete, newValue?.nanoseconds) }
+    }
+    public var status: Int? {
+        get { number(.status).map(Int.init) }
+        set { setNumber(.status, newValue.map(Int64.init)) }
+    }
     public var reason: String?
     /// 1xx responses before the final one.
     public var interimStatuses: [Int] = []
-    public var responseHeaderBytes: Int?
-    public var declaredBodyBytes: Int64?
+    public var responseHeaderBytes: Int? {
+        get { number(.responseHeaderBytes).map(Int.init) }
+        set { setNumber(.responseHeaderBytes, newValue.map(Int64.init)) }
+    }
+    public var declaredBodyBytes: Int64? {
+        get { number(.declaredBodyBytes) }
+        set { setNumber(.declaredBodyBytes, newValue) }
+    }
     public var chunked = false
     public var deliveredBodyBytes: Int64 = 0
     public var problem: HTTPProblem?
@@ -59,6 +100,44 @@ public struct HTTPExchange: Sendable, Equatable {
     public var gatewaySign: String?
 
     public init(index: Int) { self.index = index }
+
+    // MARK: - Storage of the optional numbers
+
+    private enum Number: Int {
+        case requestFrame, requestStart, requestComplete, requestHeaderBytes, idleBefore, responseFrame
+        case firstResponseByte, responseHeadComplete, responseComplete, status, responseHeaderBytes, declaredBodyBytes
+    }
+
+    /// Which numbers are set, one bit per `Number`; an unset one stores 0, so that the
+    /// synthesized `==` compares exactly what the optionals would.
+    private var present: UInt16 = 0
+    private var numbers = NumberStorage()
+
+    private func number(_ which: Number) -> Int64? {
+        present & (1 << which.rawValue) != 0 ? numbers[which.rawValue] : nil
+    }
+
+    private func time(_ which: Number) -> Timestamp? { number(which).map(Timestamp.init(nanoseconds:)) }
+
+    private mutating func setNumber(_ which: Number, _ value: Int64?) {
+        numbers[which.rawValue] = value ?? 0
+        if value != nil { present |= 1 << which.rawValue } else { present &= ~(1 << which.rawValue) }
+    }
+}
+
+/// Twelve 64-bit values inline (`InlineArray` is not `Equatable`).
+private struct NumberStorage: Sendable, Equatable {
+    private var values: (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    subscript(index: Int) -> Int64 {
+        get { withUnsafeBytes(of: values) { $0.load(fromByteOffset: index * 8, as: Int64.self) } }
+        set { withUnsafeMutableBytes(of: &values) { $0.storeBytes(of: newValue, toByteOffset: index * 8, as: Int64.self) } }
+    }
+
+    static func == (lhs: NumberStorage, rhs: NumberStorage) -> Bool {
+        withUnsafeBytes(of: lhs.values) { left in withUnsafeBytes(of: rhs.values) { right in left.elementsEqual(right) } }
+    }
 }
 
 /// Follows HTTP/1.x on one TCP connection: a request parser on the client's bytes, a
@@ -99,7 +178,13 @@ public struct HTTPConnection: Sendable {
     /// Requests waiting for their response, oldest first.
     var pending = FIFOQueue<HTTPExchange>()
     /// The response being parsed before any request was seen.
-    var orphan: HTTPExchange?
+    var orphan: HTTPExchange? {
+        get { orphanStorage.first }
+        set { orphanStorage = newValue.map { [$0] } ?? [] }
+    }
+    /// Where `orphan` lives: an array, empty but for the rare response before any request, so a
+    /// connection does not carry an inline 280-byte exchange it almost never uses.
+    private var orphanStorage: [HTTPExchange] = []
     var lastCompletion: Timestamp?
     /// The last packet that brought the server's bytes (or a gap in them): where a response
     /// cut by the capture ended, as far as the capture can tell.
@@ -191,6 +276,16 @@ public struct HTTPConnection: Sendable {
         pending.removeAll()
     }
 
+    /// Gives back capacity that only parsing needed (the header buffers, an empty request
+    /// queue) and trims the kept exchanges to their count: for a connection that terminated
+    /// and lingers. Nothing is lost; bytes arriving later allocate again.
+    public mutating func releaseSpareCapacity() {
+        requestParser.releaseIdleBuffers()
+        responseParser.releaseIdleBuffers()
+        if pending.isEmpty { pending = FIFOQueue() }
+        if exchanges.capacity > exchanges.count { exchanges = exchanges.withUnsafeBufferPointer { Array($0) } }
+    }
+
     // MARK: - Events
 
     private mutating func handleRequest(_ event: HTTPMessageParser.Event, packet: PacketRef) {
@@ -206,20 +301,24 @@ public struct HTTPConnection: Sendable {
             else if exchange.index > 0, let lastCompletion { exchange.idleBefore = packet.time - lastCompletion }
             pending.append(exchange)
         case .head(let head):
-            guard var exchange = pending.last else { return }
-            exchange.method = head.method
-            exchange.target = head.target.map({ Redaction.target($0, enabled: redact) })
-            exchange.host = head.host
-            exchange.requestHeaderBytes = head.headerSectionSize
-            exchange.requestIDs = head.requestIDs
-            exchange.closesConnection = head.closesConnection
-            pending.last = exchange
+            // In place: an exchange copied out and back costs a retain and a release of each of
+            // its strings and arrays.
+            guard !pending.isEmpty else { return }
+            let redact = self.redact
+            pending.updateLast { exchange in
+                exchange.method = head.method
+                exchange.target = head.target.map({ Redaction.target($0, enabled: redact) })
+                exchange.host = head.host
+                exchange.requestHeaderBytes = head.headerSectionSize
+                exchange.requestIDs = head.requestIDs
+                exchange.closesConnection = head.closesConnection
+            }
             responseParser.expectResponse(toMethod: head.method ?? "")
         case .complete(let bodyBytes):
-            guard var exchange = pending.last else { return }
-            exchange.requestComplete = packet.time
-            exchange.requestBodyBytes = bodyBytes
-            pending.last = exchange
+            pending.updateLast { exchange in
+                exchange.requestComplete = packet.time
+                exchange.requestBodyBytes = bodyBytes
+            }
         case .violation(let violation):
             clientViolation = violation
             if var exchange = pending.last {
@@ -274,19 +373,21 @@ public struct HTTPConnection: Sendable {
                 if exchange.requestIDs.isEmpty { exchange.requestIDs = head.requestIDs }
             }
         case .complete(let bodyBytes):
-            guard var exchange = pending.first ?? orphan else { return }
-            if let status = exchange.status, (100..<200).contains(status), status != 101 {
-                // Interim response: wait for the final one.
-                exchange.interimStatuses.append(status)
-                exchange.status = nil
-                exchange.reason = nil
-                exchange.responseHeaderBytes = nil
-                replaceCurrentResponse(exchange)
-                return
+            var final = false
+            updateCurrentResponse { exchange in
+                if let status = exchange.status, (100..<200).contains(status), status != 101 {
+                    // Interim response: wait for the final one.
+                    exchange.interimStatuses.append(status)
+                    exchange.status = nil
+                    exchange.reason = nil
+                    exchange.responseHeaderBytes = nil
+                    return
+                }
+                exchange.deliveredBodyBytes = bodyBytes
+                exchange.responseComplete = packet.time
+                final = true
             }
-            exchange.deliveredBodyBytes = bodyBytes
-            exchange.responseComplete = packet.time
-            finishFirst(exchange)
+            if final { finishCurrentResponse() }
         case .violation(let violation):
             serverViolation = violation
             if pending.isEmpty && orphan == nil {
@@ -334,13 +435,23 @@ public struct HTTPConnection: Sendable {
         }
     }
 
-    private mutating func replaceCurrentResponse(_ exchange: HTTPExchange) {
-        if !pending.isEmpty { pending.first = exchange } else { orphan = exchange }
+    /// The current response, as it stands, is done: it leaves the queue and is kept or counted.
+    private mutating func finishCurrentResponse() {
+        if let exchange = pending.popFirst() {
+            concluded(exchange)
+        } else if let exchange = orphan {
+            orphan = nil
+            concluded(exchange)
+        }
     }
 
     /// The current response is done: it leaves the queue and is kept or counted.
     private mutating func finishFirst(_ exchange: HTTPExchange) {
         if !pending.isEmpty { pending.popFirst() } else { orphan = nil }
+        concluded(exchange)
+    }
+
+    private mutating func concluded(_ exchange: HTTPExchange) {
         lastCompletion = exchange.responseComplete ?? lastCompletion
         lastResponseCut = exchange.responseComplete == nil && exchange.problem?.code == "capture_gap"
         keep(exchange)

@@ -81,6 +81,19 @@ public struct HTTPMessageParser: Sendable {
         if state != .tunnel { state = .tunnel }
     }
 
+    /// Frees the header and chunk-line buffers when no message is in progress (they are
+    /// cleared before the next use), and an empty method queue.
+    mutating func releaseIdleBuffers() {
+        switch state {
+        case .idle, .failed, .tunnel, .resync:
+            headBuffer = []
+            chunkLine = []
+        default:
+            break
+        }
+        if pendingMethods.isEmpty { pendingMethods = FIFOQueue() }
+    }
+
     /// Whether the parser is between messages.
     public var isIdle: Bool { state == .idle }
     public var hasFailed: Bool { state == .failed }
