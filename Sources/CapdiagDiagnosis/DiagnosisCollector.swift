@@ -273,6 +273,11 @@ public struct DiagnosisCollector: Sendable {
     /// Gateway listeners: named with `--gateway`, or found because the same request (method
     /// and target) went out to another server while it was pending on this one, or because
     /// failed attempts by another host began while this one's requests waited for an answer.
+    /// How many neighbouring attempts (by start time) the cross-flow searches look at from each
+    /// one: gateways forward and retry at once, so what they look for is near; the bound keeps
+    /// them linear at any request rate and concurrency.
+    static let scanLimit = 512
+
     func findListeners(_ byTime: [Attempt]) -> [Endpoint: String] {
         var listeners: [Endpoint: String] = [:]
         for endpoint in servers.keys where gatewayOverrides.contains(where: { $0.matches(endpoint) }) {
@@ -296,7 +301,12 @@ public struct DiagnosisCollector: Sendable {
             var matched = false
             var nested = false
             var next = index + 1
-            while next < byTime.count, byTime[next].start.time <= until {
+            // A gateway forwards at once, so the counterpart starts among the first attempts
+            // after the request: looking at most `scanLimit` further keeps the search linear
+            // when thousands of requests wait at once (a million open flows, or requests never
+            // answered, whose wait runs to the capture's end).
+            let last = min(byTime.count, next + Self.scanLimit)
+            while next < last, byTime[next].start.time <= until {
                 // Fields read in place: binding the whole attempt copied its strings for every
                 // overlapping pair (the listener search's main cost with many open requests).
                 let position = next
@@ -309,18 +319,17 @@ public struct DiagnosisCollector: Sendable {
                 guard byTime[position].responder != outer.responder, byTime[position].originator != outer.responder,
                     byTime[position].flow != outer.flow, byTime[position].originator != outer.originator
                 else { continue }
-                let inner = byTime[position]
                 // A gateway may answer its client a moment before it closes the upstream side.
-                let innerDone = inner.answered ?? (inner.failed ? inner.failedAt : inner.end)
+                let innerDone = byTime[position].answered ?? (byTime[position].failed ? byTime[position].failedAt : byTime[position].end)
                 guard innerDone <= until + Self.nestingSlack else { continue }
                 candidate = true
                 var counted = false
-                if outer.forwarded(as: inner) { matched = true; counted = true }
-                if inner.method == nil && inner.failed && (outer.status.map { (502...504).contains($0) } ?? true) {
+                if outer.forwarded(as: byTime[position]) { matched = true; counted = true }
+                if byTime[position].method == nil && byTime[position].failed && (outer.status.map { (502...504).contains($0) } ?? true) {
                     nested = true
                     counted = true
                 }
-                if counted { pairs[outer.responder, default: [:]][inner.responder, default: 0] += 1 }
+                if counted { pairs[outer.responder, default: [:]][byTime[position].responder, default: 0] += 1 }
             }
             if candidate { comparable[outer.responder, default: 0] += 1 }
             if matched || nested {
@@ -379,7 +388,9 @@ public struct DiagnosisCollector: Sendable {
             // A damaged capture may stamp the answer before the request: an empty window then.
             let until = max((client.answered ?? client.end) + 1_000_000, from)
             let low = lowerBound(starts, from)
-            return low..<max(low, lowerBound(starts, until + 1))
+            // The decisive attempt starts right after the request: at most `scanLimit` looked at,
+            // so a request never answered (its wait runs to the capture's end) stays cheap.
+            return low..<min(max(low, lowerBound(starts, until + 1)), low + Self.scanLimit)
         }
         func matches(_ client: Attempt, _ attempt: Attempt) -> String? {
             if !client.requestIDs.isEmpty && !Set(client.requestIDs).isDisjoint(with: attempt.requestIDs) { return "request_id" }
@@ -392,10 +403,9 @@ public struct DiagnosisCollector: Sendable {
             guard failedStatus || failedStream || client.unansweredFailure else { continue }
             var candidates: [(index: Int, rule: String)] = []
             for index in window(client) where !used.contains(index) {
-                let attempt = upstream[index]
-                if let rule = matches(client, attempt) {
+                if let rule = matches(client, upstream[index]) {
                     candidates.append((index, rule))
-                } else if attempt.method == nil && attempt.failed {
+                } else if upstream[index].method == nil && upstream[index].failed {
                     candidates.append((index, "time_window"))
                 }
             }
@@ -676,13 +686,13 @@ public struct DiagnosisCollector: Sendable {
             var isolated = true
             if attempt.method == nil {
                 var back = index - 1
-                while back >= 0, attempt.start.time - byTime[back].start.time <= window {
+                while back >= max(0, index - Self.scanLimit), attempt.start.time - byTime[back].start.time <= window {
                     if byTime[back].originator.address == attempt.originator.address { isolated = false }
                     back -= 1
                 }
             }
             var next = index + 1
-            while isolated, next < byTime.count, byTime[next].start.time - attempt.start.time <= window {
+            while isolated, next < min(byTime.count, index + 1 + Self.scanLimit), byTime[next].start.time - attempt.start.time <= window {
                 let other = byTime[next]
                 next += 1
                 // A retry repeats the request, or (for an attempt that never carried one) is the
