@@ -47,9 +47,12 @@ public struct Attempt: Sendable, Equatable {
     /// `inner` may be this request as a proxy forwarded it: the same method and target, or the
     /// target with a leading path cut off, as a prefix-stripping route sends it (nginx
     /// `location /static/ { proxy_pass http://pool/; }` forwards /static/f1 as /f1).
-    func forwarded(as inner: Attempt) -> Bool {
-        guard let method, method == inner.method else { return false }
-        guard let outerTarget = target, let innerTarget = inner.target else { return target == inner.target }
+    func forwarded(as inner: Attempt) -> Bool { Self.forwarded(method, target, as: inner.method, inner.target) }
+
+    /// `forwarded(as:)` on the fields alone, so a search over many pairs copies no attempt.
+    static func forwarded(_ method: String?, _ target: String?, as innerMethod: String?, _ innerTarget: String?) -> Bool {
+        guard let method, method == innerMethod else { return false }
+        guard let outerTarget = target, let innerTarget else { return target == innerTarget }
         if outerTarget == innerTarget { return true }
         let outerBytes = outerTarget.utf8, innerBytes = innerTarget.utf8
         // A bare "/" would be a suffix of too many targets to say anything.

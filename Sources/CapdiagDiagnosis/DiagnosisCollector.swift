@@ -324,7 +324,7 @@ public struct DiagnosisCollector: Sendable {
                 guard innerDone <= until + Self.nestingSlack else { continue }
                 candidate = true
                 var counted = false
-                if outer.forwarded(as: byTime[position]) { matched = true; counted = true }
+                if Attempt.forwarded(outer.method, outer.target, as: byTime[position].method, byTime[position].target) { matched = true; counted = true }
                 if byTime[position].method == nil && byTime[position].failed && (outer.status.map { (502...504).contains($0) } ?? true) {
                     nested = true
                     counted = true
