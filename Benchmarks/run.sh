@@ -57,7 +57,7 @@ for file in "${files[@]}"; do
         run "$logs/jsonl" "$capdiag" -q -T jsonl -r "$file"
         if command -v tcptrace >/dev/null; then run "$logs/tcptrace" tcptrace -n "$file"; fi
     done
-    echo "== $file: $(stat -c %s "$file") bytes, $packets packets, $rounds rounds"
+    echo "== $file: $(stat -L -c %s "$file") bytes, $packets packets, $rounds rounds"
     python3 - "$logs" <<'EOF'
 import os, statistics, sys
 logs = sys.argv[1]

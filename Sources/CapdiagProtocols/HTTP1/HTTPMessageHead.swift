@@ -183,19 +183,35 @@ enum HeadParser {
             guard code.count == 3, afterCode.first != UInt8(ascii: "\t") else {
                 return .failure(.badStatusLine(text(startLine), rejectedBy: .nginx))
             }
-            head.version = text(version)
-            head.status = Int(text(code))
+            head.version = versionText(version)
+            head.status = code.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
             head.reason = afterCode.isEmpty ? "" : text(afterCode.dropFirst())
         } else {
             // request-line = method SP request-target SP HTTP-version. It may be split on runs of
             // whitespace (RFC 9112 §3: recipients MAY).
-            let parts = startLine.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
-            guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenCharacter), !parts[1].isEmpty,
-                isHTTPVersion(parts[2])
-            else { return .failure(.badRequestLine(text(startLine))) }
-            head.method = text(parts[0])
-            head.target = text(parts[1])
-            head.version = text(parts[2])
+            // Three words found in place (split would allocate an array for every request).
+            var words: (ArraySlice<UInt8>, ArraySlice<UInt8>, ArraySlice<UInt8>) = ([], [], [])
+            var count = 0
+            var rest = startLine
+            while true {
+                while let first = rest.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { rest = rest.dropFirst() }
+                guard !rest.isEmpty else { break }
+                let word = rest.prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+                rest = rest[word.endIndex...]
+                count += 1
+                switch count {
+                case 1: words.0 = word
+                case 2: words.1 = word
+                case 3: words.2 = word
+                default: break
+                }
+            }
+            guard count == 3, words.0.allSatisfy(isTokenCharacter), isHTTPVersion(words.2) else {
+                return .failure(.badRequestLine(text(startLine)))
+            }
+            head.method = text(words.0)
+            head.target = text(words.1)
+            head.version = versionText(words.2)
         }
         var contentLengths: [Int64] = []
         var lineNumber = 0
@@ -368,6 +384,13 @@ enum HeadParser {
     }
 
     /// Bytes as text, capped, with invalid UTF-8 replaced.
+    /// "HTTP/1.1" and "HTTP/1.0" as literals: nearly every message has one of them.
+    static func versionText(_ bytes: ArraySlice<UInt8>) -> String {
+        if bytes.elementsEqual("HTTP/1.1".utf8) { return "HTTP/1.1" }
+        if bytes.elementsEqual("HTTP/1.0".utf8) { return "HTTP/1.0" }
+        return text(bytes)
+    }
+
     static func text(_ bytes: ArraySlice<UInt8>) -> String {
         String(decoding: bytes.prefix(maximumKeptValueLength), as: UTF8.self)
     }
