@@ -56,8 +56,9 @@ public struct Attempt: Sendable, Equatable {
         if outerTarget == innerTarget { return true }
         let outerBytes = outerTarget.utf8, innerBytes = innerTarget.utf8
         // A bare "/" would be a suffix of too many targets to say anything.
+        // Bytes, not `hasSuffix` (Unicode-aware and slow: this runs for every overlapping pair).
         guard innerBytes.count >= 2, innerBytes.first == UInt8(ascii: "/"), outerBytes.count > innerBytes.count,
-            outerTarget.hasSuffix(innerTarget)
+            outerBytes.suffix(innerBytes.count).elementsEqual(innerBytes)
         else { return false }
         let cut = outerBytes.dropLast(innerBytes.count)
         return cut.first == UInt8(ascii: "/") && cut.last != UInt8(ascii: "/")

@@ -290,13 +290,22 @@ public struct DiagnosisCollector: Sendable {
         // Which servers' attempts nested in which listener candidate's requests, to settle a
         // pair that nests both ways under concurrency (the stronger direction wins).
         var pairs: [Endpoint: [Endpoint: Int]] = [:]
-        // The share is taken of the requests that had another server's attempt nested in them,
-        // not of all: connections keep only some exchanges in detail (the first 32 of a
-        // kept-alive connection), so on a busy gateway most client requests have no kept
-        // counterpart to compare with (450,000 requests over a few hundred connections each).
+        // From the listener's own address: the server itself sent the nested request while it
+        // served this one (a single-homed gateway, a sidecar, loopback). Such matches are judged
+        // on the requests that had one nested in them, not on all: connections keep only some
+        // exchanges in detail (the first 32 of a kept-alive connection), so on a busy gateway
+        // most client requests have no kept counterpart (446,400 requests over a few hundred
+        // connections). Matches from other hosts prove less (under load, unrelated clients send
+        // the same target to other servers at the same moment) and are judged on every request.
+        var ownMatches: [Endpoint: Int] = [:]
         var comparable: [Endpoint: Int] = [:]
+        // Where each candidate's nested attempts came from: a gateway sends upstream from its
+        // own address or a few, coincidences come from as many hosts as there are clients.
+        var innerSources: [Endpoint: [IPAddress: Int]] = [:]
         for (index, outer) in byTime.enumerated() {
             var candidate = false
+            var ownMatch = false
+            var source: IPAddress?
             let until = outer.answered ?? outer.end
             var matched = false
             var nested = false
@@ -322,16 +331,26 @@ public struct DiagnosisCollector: Sendable {
                 // A gateway may answer its client a moment before it closes the upstream side.
                 let innerDone = byTime[position].answered ?? (byTime[position].failed ? byTime[position].failedAt : byTime[position].end)
                 guard innerDone <= until + Self.nestingSlack else { continue }
-                candidate = true
+                let own = byTime[position].originator.address == outer.responder.address
+                if own { candidate = true }
                 var counted = false
-                if Attempt.forwarded(outer.method, outer.target, as: byTime[position].method, byTime[position].target) { matched = true; counted = true }
+                if Attempt.forwarded(outer.method, outer.target, as: byTime[position].method, byTime[position].target) {
+                    matched = true
+                    counted = true
+                    if own { ownMatch = true }
+                }
                 if byTime[position].method == nil && byTime[position].failed && (outer.status.map { (502...504).contains($0) } ?? true) {
                     nested = true
                     counted = true
                 }
-                if counted { pairs[outer.responder, default: [:]][byTime[position].responder, default: 0] += 1 }
+                if counted {
+                    pairs[outer.responder, default: [:]][byTime[position].responder, default: 0] += 1
+                    if source == nil { source = byTime[position].originator.address }
+                }
             }
             if candidate { comparable[outer.responder, default: 0] += 1 }
+            if ownMatch { ownMatches[outer.responder, default: 0] += 1 }
+            if let source { innerSources[outer.responder, default: [:]][source, default: 0] += 1 }
             if matched || nested {
                 var vote = votes[outer.responder] ?? (0, 0)
                 if matched { vote.match += 1 } else { vote.nested += 1 }
@@ -339,13 +358,15 @@ public struct DiagnosisCollector: Sendable {
             }
         }
         for (endpoint, vote) in votes where !upstreamOverrides.contains(where: { $0.matches(endpoint) }) {
-            let attempts = comparable[endpoint] ?? 0
-            // A listener's requests have their upstream counterpart: at least a quarter of those
-            // with another server's attempt nested in them, because the counterpart may not be
-            // kept in detail (a busy gateway, 446,400 requests over kept-alive connections:
-            // 4,795 of 10,272 matched), while a server that is no gateway matches only by
-            // coincidence (its upstream in that capture: 8 of 691).
-            if vote.match > 0 && vote.match * 4 >= attempts {
+            let attempts = servers[endpoint]?.attempts ?? 0
+            let own = ownMatches[endpoint] ?? 0
+            // Most nested attempts from one address (the gateway's), not from many clients.
+            let sources = innerSources[endpoint] ?? [:]
+            guard (sources.values.max() ?? 0) * 2 >= sources.values.reduce(0, +) else { continue }
+            // Most of a listener's requests have an upstream counterpart; from its own address,
+            // a quarter of those that could show one (the busy gateway: 4,795 of 10,272, while
+            // its application upstream, no gateway, had 8 of 691 by coincidence).
+            if (own > 0 && own * 4 >= (comparable[endpoint] ?? 0)) || (vote.match > 0 && vote.match * 2 >= attempts) {
                 listeners[endpoint] = "request_match"
             } else if vote.match + vote.nested > 0 && (vote.match + vote.nested) * 2 >= attempts {
                 listeners[endpoint] = "nested_attempts"

@@ -138,6 +138,22 @@ import Testing
         #expect(app.causes.first { $0.code == "upstream_reset_after_request" }?.count == statuses["502"])
     }
 
+    /// Clients talking straight to many servers under load (the shared generator's synthetic
+    /// capture, one leg only): unrelated clients send the same targets to other servers at the
+    /// same moments, which is no gateway. A quarter of matches from other hosts once made three
+    /// servers "gateways" here; only the listener's own address may count its requests that way.
+    @Test func concurrentClientsOfManyServersAreNoGateway() throws {
+        let generator = Locations.repositoryRoot.deletingLastPathComponent().appending(path: "shared/bench/gen_synth.py")
+        guard FileManager.default.fileExists(atPath: generator.path) else { return }
+        let synthetic = FileManager.default.temporaryDirectory.appending(path: "capdiag-synth-\(UUID().uuidString).pcap")
+        defer { try? FileManager.default.removeItem(at: synthetic) }
+        let made = try Locations.run(URL(fileURLWithPath: "/usr/bin/python3"), [generator.path, "-o", synthetic.path, "--size", "20M", "--seed", "1"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let diagnosis = try #require(try analyze([synthetic.path]).summary.diagnosis)
+        #expect(diagnosis.gateways.isEmpty, "\(diagnosis.gateways.map(\.listener))")
+        #expect(diagnosis.clientImpact.first?.listener == nil)
+    }
+
     // 5. Capture loss is not network loss.
 
     /// `-i any` over bridges: every frame twice. Copies are counted, never retransmissions.
