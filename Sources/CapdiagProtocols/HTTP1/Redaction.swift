@@ -53,8 +53,15 @@ public enum Redaction {
         // On UTF-8 bytes, ASCII case folded by bit: walking Characters and lower-casing each
         // (a String per call) made this a fifth of an HTTP/1 capture's time, since every
         // response through a gateway keeps its `Server:` line as evidence.
+        // Nothing copied unless a secret header is there: this runs for every kept value (a
+        // gateway's `Server:` line on every response), and `String.contains` is Unicode-aware.
+        let hasQuery = text.utf8.contains(UInt8(ascii: "?"))
+        let mayHoldSecret = text.utf8.contains(UInt8(ascii: ":"))
+            && (text.utf8.withContiguousStorageIfAvailable { bytes in
+                sortedSecretHeaderBytes.contains { firstMatch($0, in: bytes, from: 0) != nil }
+            } ?? true)
+        guard mayHoldSecret else { return hasQuery ? target(text) : text }
         var out = Array(text.utf8)
-        guard out.contains(UInt8(ascii: ":")) else { return text.contains("?") ? target(text) : text }
         let maskBytes = Array((" " + mask).utf8)
         var changed = false
         for name in sortedSecretHeaderBytes {
@@ -72,14 +79,15 @@ public enum Redaction {
             }
         }
         let result = changed ? String(decoding: out, as: UTF8.self) : text
-        return result.contains("?") ? target(result) : result
+        return result.utf8.contains(UInt8(ascii: "?")) ? target(result) : result
     }
 
     /// Each secret header name with its colon, lower case, as bytes.
     static let sortedSecretHeaderBytes: [[UInt8]] = sortedSecretHeaders.map { Array(($0 + ":").utf8) }
 
     /// Where `needle` (lower-case ASCII) first occurs in `bytes` at or after `from`, ignoring ASCII case.
-    static func firstMatch(_ needle: [UInt8], in bytes: [UInt8], from: Int) -> Int? {
+    static func firstMatch<Bytes: RandomAccessCollection<UInt8>>(_ needle: [UInt8], in bytes: Bytes, from: Int) -> Int?
+    where Bytes.Index == Int {
         guard !needle.isEmpty, bytes.count >= needle.count else { return nil }
         var index = max(from, 0)
         while index + needle.count <= bytes.count {
