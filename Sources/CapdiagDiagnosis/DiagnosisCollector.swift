@@ -358,6 +358,9 @@ public struct DiagnosisCollector: Sendable {
             }
         }
         for (endpoint, vote) in votes where !upstreamOverrides.contains(where: { $0.matches(endpoint) }) {
+            // A gateway answers client requests: a server that received none (SMB on 445 while
+            // other connections failed, in a public fuzz capture) is no listener.
+            guard (servers[endpoint]?.requests ?? 0) > 0 else { continue }
             let attempts = servers[endpoint]?.attempts ?? 0
             let own = ownMatches[endpoint] ?? 0
             // Most nested attempts from one address (the gateway's), not from many clients.

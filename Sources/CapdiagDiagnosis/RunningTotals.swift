@@ -77,10 +77,19 @@ public struct RunningTotals: Sendable {
         server.flows = 1
         // Counted from the exchanges themselves: building the attempts again (their strings)
         // for every flow cost more than the rest of the counting.
-        if !diagnosis.isHealthy || facts.exchanges?.contains(where: { ($0.status ?? 0) >= 500 || $0.firstResponseByte == nil }) == true
+        // The gateway's 502/503/504 from every answer on the connection (a kept-alive connection
+        // keeps only some exchanges in detail), the other failures from the attempts.
+        let statuses = facts.h2?.statusCounts ?? facts.statusCounts
+        let gatewayErrors = (502...504).reduce(0) { $0 + (statuses[$1] ?? 0) }
+        if !diagnosis.isHealthy || gatewayErrors > 0 || facts.exchanges?.contains(where: { $0.firstResponseByte == nil }) == true
             || !facts.h2Streams.isEmpty
         {
-            server.clientFailures = Attempt.from(facts, diagnosis).filter { $0.method != nil && ClientOutcome($0) != nil }.count
+            let others = Attempt.from(facts, diagnosis).filter { attempt in
+                guard attempt.method != nil, let outcome = ClientOutcome(attempt) else { return false }
+                if case .status = outcome { return false }
+                return true
+            }.count
+            server.clientFailures = others + gatewayErrors
         }
         server.requests = facts.requestCount
         for finding in diagnosis.findings where finding.severity >= .medium { server.failures[finding.code, default: 0] += 1 }

@@ -154,13 +154,9 @@ extension PacketRecord {
 extension JSONObject {
     /// The `EndpointField` shape for endpoints held as text: `{address, port}`.
     static func endpoint(_ text: String) -> JSONObject {
+        if let (address, port) = EndpointText.split(text) { return EndpointRecord(address: address, port: port).jsonObject }
         var o = JSONObject()
-        if let (address, port) = EndpointText.split(text) {
-            o.add("address", address)
-            o.add("port", port)
-        } else {
-            o.add("name", text)
-        }
+        o.add("name", text)
         return o
     }
 }

@@ -1,4 +1,5 @@
 import CapdiagDiagnosis
+import CapdiagFlow
 import CapdiagWire
 
 /// What a ticket report holds: the summary with its diagnosis, the flagged flows to draw, the
@@ -172,9 +173,7 @@ public struct TicketReport: Sendable {
     }
 }
 
-func endpoint(_ endpoint: EndpointRecord) -> String {
-    endpoint.address.contains(":") ? "[\(endpoint.address)]:\(endpoint.port)" : "\(endpoint.address):\(endpoint.port)"
-}
+func endpoint(_ endpoint: EndpointRecord) -> String { EndpointText.join(address: endpoint.address, port: endpoint.port) }
 
 /// `--report FILE.md`: the conclusion first, then the affected upstreams, the client-side
 /// failures, ladder diagrams of the top flows, the capture facts and the thresholds. Renders

@@ -136,6 +136,12 @@ import Testing
         let app = try #require(diagnosis.upstreams.first { $0.upstream == "127.0.0.1:19102" })
         #expect(Set(app.causes.map(\.code)) == ["upstream_reset_after_request", "response_timeout"])
         #expect(app.causes.first { $0.code == "upstream_reset_after_request" }?.count == statuses["502"])
+        // The Prometheus counter says the same as the report, unsampled too.
+        let metrics = FileManager.default.temporaryDirectory.appending(path: "capdiag-busy-\(UUID().uuidString).prom")
+        defer { try? FileManager.default.removeItem(at: metrics) }
+        _ = try Locations.run(Locations.capdiagExecutable, ["-q", "-r", capture, "--metrics-file", metrics.path])
+        let exposition = try String(contentsOf: metrics, encoding: .utf8)
+        #expect(exposition.contains("capdiag_client_failures_total{listener=\"127.0.0.1:19100\"} \(impact.failed)\n"), "\(exposition.split(separator: "\n").filter { $0.contains("client_failures") })")
     }
 
     /// Clients talking straight to many servers under load (the shared generator's synthetic
